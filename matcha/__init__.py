@@ -1,0 +1,52 @@
+"""Matcha: self-hosted multi-AI pipelines with a human approval gate.
+
+The public API is small on purpose::
+
+    from matcha import Pipeline, Run
+    run = Pipeline.load("pipelines/sentiment.yaml").run()
+    for item in run.pending():
+        ...
+    run.approve(all=True)
+
+Everything else is internal and may change.
+"""
+
+from matcha.errors import (
+    ApprovalError,
+    ConfigIssue,
+    ConnectorError,
+    EgressDenied,
+    MatchaError,
+    ModelError,
+    ModelUnavailable,
+    PipelineError,
+    RunError,
+    StepError,
+)
+from matcha.pipeline import Pipeline
+from matcha.runtime.run import ReviewItem, Run
+from matcha.steps.base import BatchOutcome, Step, StepConfig, StepContext, register_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ApprovalError",
+    "BatchOutcome",
+    "ConfigIssue",
+    "ConnectorError",
+    "EgressDenied",
+    "MatchaError",
+    "ModelError",
+    "ModelUnavailable",
+    "Pipeline",
+    "PipelineError",
+    "ReviewItem",
+    "Run",
+    "RunError",
+    "Step",
+    "StepConfig",
+    "StepContext",
+    "StepError",
+    "__version__",
+    "register_step",
+]

@@ -1,0 +1,1 @@
+"""Model providers: a small embed interface and a small generate interface."""

@@ -1,0 +1,100 @@
+"""Provider interfaces and registry.
+
+A pipeline's ``models:`` maps a name to ``{provider: <name>, ...}``; the provider's ``Config``
+(pydantic) validates the rest. Steps receive an :class:`Embedder` or :class:`Generator` built from
+that config. Constructors are cheap; weights load or servers are contacted on first use
+(``load()``), so validating a pipeline never touches a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from matcha.registry import Registry
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    provider: str
+
+
+@dataclass
+class CheckResult:
+    """One row of ``matcha models check``."""
+
+    name: str
+    provider: str
+    model: str
+    ok: bool
+    load_seconds: float | None = None
+    call_seconds: float | None = None
+    error: str = ""
+    hint: str = ""
+
+
+class Provider(ABC):
+    Config: ClassVar[type[ProviderConfig]]
+    capabilities: ClassVar[frozenset[str]]  # subset of {"embed", "generate"}
+
+    def __init__(self, name: str, config: Any):
+        self.name = name
+        self.config = config
+
+    @property
+    def model_id(self) -> str:
+        return str(getattr(self.config, "model", "") or "")
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies model + parameters, for cache keys. Secrets are never part of it."""
+        data = self.config.model_dump(mode="json", exclude=self.fingerprint_exclude)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    fingerprint_exclude: ClassVar[set[str]] = {"api_key", "api_key_env", "host", "base_url", "keep_alive"}
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights / contact the server. Called once before the first call."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class Embedder(Provider):
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a float32 array of shape (len(texts), dim). Rows are L2-normalised."""
+
+
+class Generator(Provider):
+    @abstractmethod
+    async def agenerate(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """Generate text for one prompt. With ``schema``, the output is constrained to that JSON schema
+        (the provider states it in the prompt as well) and the raw JSON text is returned."""
+
+
+PROVIDERS: Registry[type[Provider]] = Registry(
+    "model provider",
+    "matcha.providers",
+    [
+        "matcha.models.fastembed_provider",
+        "matcha.models.ollama_provider",
+        "matcha.models.openai_provider",
+        "matcha.models.llamacpp_provider",
+    ],
+)

@@ -1,0 +1,1 @@
+"""Run-time: the run store, batch execution, the LangGraph executor and the Run object."""

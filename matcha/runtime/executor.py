@@ -1,0 +1,153 @@
+"""Compile a :class:`Plan` into a LangGraph ``StateGraph`` and drive it with a persistent checkpointer.
+
+The graph state is tiny: the run id and the list of completed node ids. Each node runs one step
+over the run store. The checkpointer (SqliteSaver) records each finished super-step, so a killed
+process resumes at the first unfinished step and finished steps never run again.
+"""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import structlog
+
+from matcha.connectors.base import Connector, Source
+from matcha.errors import ConnectorError
+from matcha.models.base import Provider
+from matcha.runtime.ingest import ingest
+from matcha.runtime.store import RunStore
+from matcha.spec.graph import SOURCE
+from matcha.spec.load import Plan, PlannedStep
+from matcha.steps.base import StepContext
+
+log = structlog.get_logger("matcha.run")
+
+Progress = Callable[[str, int, int], None]
+
+
+class GraphState(TypedDict):
+    run_id: str
+    completed: Annotated[list[str], operator.add]
+
+
+class Runner:
+    """Everything one run needs at execution time: plan, store, models and connectors (lazy)."""
+
+    def __init__(self, plan: Plan, store: RunStore, run_id: str, params: dict[str, Any],
+                 progress: Progress | None = None):
+        self.plan = plan
+        self.store = store
+        self.run_id = run_id
+        self.params = params
+        self.progress: Progress = progress or (lambda s, d, t: None)
+        self._models: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    def model(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._models:
+                provider = self.plan.build_model(name)
+                provider.load()
+                self._models[name] = provider
+            return self._models[name]
+
+    def connector(self, name: str) -> Connector:
+        return self.plan.connections[name].build(self.plan.base_dir)
+
+    def close(self) -> None:
+        for provider in self._models.values():
+            provider.close()
+        self._models.clear()
+
+    # -- nodes ------------------------------------------------------------------------------
+    def run_source(self) -> None:
+        if self.params.get("records_ingested"):
+            return
+        spec = self.plan.spec.source
+        source = self._source()
+        id_field = spec.id_field if spec else "id"
+        limit = spec.limit if spec else None
+        self.store.step_started(self.run_id, SOURCE)
+        log.info("reading source", run=self.run_id, source=source.describe())
+        ingest(self.store, self.run_id, source.read(), id_field, limit,
+               progress=lambda n: self.progress("source", n, 0))
+        self.store.step_finished(self.run_id, SOURCE)
+
+    def _source(self) -> Source:
+        from matcha.connectors.files import CsvSource, JsonlSource
+
+        path = self.params.get("input")
+        if path:
+            p = Path(path)
+            if p.suffix.lower() == ".jsonl":
+                return JsonlSource("input", JsonlSource.Config(kind="jsonl", path=str(p)), base_dir=Path.cwd())
+            return CsvSource("input", CsvSource.Config(kind="csv", path=str(p)), base_dir=Path.cwd())
+        spec = self.plan.spec.source
+        if spec is None:
+            raise ConnectorError("this pipeline has no `source:`; pass records (library) or --input FILE (CLI)")
+        conn = self.connector(spec.connector)
+        assert isinstance(conn, Source)
+        return conn
+
+    def run_step(self, ps: PlannedStep) -> None:
+        sid = ps.id
+        self.store.step_started(self.run_id, sid)
+        ctx = StepContext(
+            run_id=self.run_id, step_id=sid, store=self.store, base_dir=self.plan.base_dir,
+            batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
+            connectors=self.connector, upstream=self.plan.upstream(sid),
+            step_types={k: v.step.spec.type for k, v in self.plan.steps.items()}, progress=self.progress,
+        )
+        log.info("step started", run=self.run_id, step=sid, type=ps.step.spec.type)
+        ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
+        self.store.step_finished(self.run_id, sid)
+        c = self.store.step_counts(self.run_id, sid, ps.needs)
+        log.info("step finished", run=self.run_id, step=sid, received=c.received, out=c.out,
+                 dropped=c.dropped, quarantined=c.quarantined)
+
+
+def compile_graph(plan: Plan, runner_for: Callable[[str], Runner], checkpointer: Any) -> Any:
+    """Build and compile the LangGraph graph. ``runner_for(run_id)`` gives the runner of a run."""
+    from langgraph.graph import END, START, StateGraph
+
+    builder: Any = StateGraph(GraphState)
+
+    def source_node(state: GraphState) -> dict[str, Any]:
+        runner_for(state["run_id"]).run_source()
+        return {"completed": [SOURCE]}
+
+    builder.add_node(SOURCE, source_node)
+    builder.add_edge(START, SOURCE)
+    needed: set[str] = set()
+    for ps in plan.steps.values():
+        builder.add_node(ps.id, _step_node(ps, runner_for))
+        needs = ps.needs
+        needed.update(needs)
+        builder.add_edge(needs[0] if len(needs) == 1 else list(needs), ps.id)
+    for sid in plan.steps:
+        if sid not in needed:
+            builder.add_edge(sid, END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _step_node(ps: PlannedStep, runner_for: Callable[[str], Runner]) -> Callable[[GraphState], dict[str, Any]]:
+    def node(state: GraphState) -> dict[str, Any]:
+        runner_for(state["run_id"]).run_step(ps)
+        return {"completed": [ps.id]}
+
+    node.__name__ = f"step_{ps.id}"
+    return node
+
+
+def open_checkpointer(path: Path) -> Any:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    return SqliteSaver(conn)

@@ -1,0 +1,331 @@
+"""Runs: start, resume, review and inspect. The CLI and the library both go through here."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import secrets as _secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from matcha.errors import ApprovalError, MatchaError, RunError
+from matcha.runtime.store import RunRow, RunStore, StepCounts
+from matcha.secrets import mask
+from matcha.spec.graph import SOURCE
+from matcha.spec.load import Plan, load_plan
+
+log = structlog.get_logger("matcha.run")
+
+STATUSES = ("running", "waiting_for_approval", "succeeded", "failed")
+
+
+class Workspace:
+    """The state folder (``.matcha/`` in the current directory, or ``$MATCHA_HOME``)."""
+
+    def __init__(self, home: str | Path | None = None):
+        self.home = Path(home or os.environ.get("MATCHA_HOME") or Path.cwd() / ".matcha").resolve()
+        self._store: RunStore | None = None
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            self._store = RunStore(self.home / "runs.db")
+        return self._store
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints.db"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.home / "runs" / run_id
+
+
+@dataclass
+class ReviewItem:
+    """One item awaiting (or having received) a human decision."""
+
+    run_id: str
+    step: str
+    id: str
+    status: str
+    ai_text: str
+    final_text: str | None
+    sha256: str | None
+    reviewer: str | None
+    decided_at: float | None
+    reason: str | None
+    context: dict[str, Any]
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + _secrets.token_hex(3)
+
+
+def sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Run:
+    """A run of a pipeline. Obtain one from ``Pipeline.run()`` or ``Run.open(run_id)``."""
+
+    def __init__(self, workspace: Workspace, row: RunRow, plan: Plan | None = None):
+        self._ws = workspace
+        self._row = row
+        self._plan = plan
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run_id: str, home: str | Path | None = None) -> Run:
+        ws = Workspace(home)
+        row = ws.store.get_run(run_id)
+        if row is None:
+            known = ", ".join(r.run_id for r in ws.store.list_runs(5)) or "none"
+            raise RunError(f"no run '{run_id}' in {ws.home}. Recent runs: {known} (see `matcha runs`)")
+        return cls(ws, row)
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir))
+        return self._plan
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._row.run_id
+
+    @property
+    def status(self) -> str:
+        return self._row.status
+
+    @property
+    def error(self) -> str | None:
+        return self._row.error
+
+    @property
+    def pipeline(self) -> str:
+        return self._row.name
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self._ws.run_dir(self.id) / "quarantine.jsonl"
+
+    def refresh(self) -> Run:
+        row = self._ws.store.get_run(self.id)
+        assert row is not None
+        self._row = row
+        return self
+
+    def steps(self) -> list[StepCounts]:
+        """Per-step counts (received = out + dropped + quarantined once a step is done) and timings."""
+        store = self._ws.store
+        out = [store.step_counts(self.id, SOURCE, [])]
+        out[0].step_id = "source"
+        out += [store.step_counts(self.id, sid, ps.needs) for sid, ps in self.plan.steps.items()]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description: what ``--json`` prints."""
+        quarantined = self._ws.store.quarantined(self.id)
+        return {
+            "run_id": self.id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "error": self.error,
+            "steps": [{"id": c.step_id, "status": c.status, "received": c.received, "out": c.out,
+                       "dropped": c.dropped, "quarantined": c.quarantined, "seconds": c.seconds, **c.extra}
+                      for c in self.steps()],
+            "pending_review": len(self._ws.store.approvals(self.id, status="pending")),
+            "quarantined": len(quarantined),
+            "quarantine_file": str(self.quarantine_path) if quarantined else None,
+        }
+
+    def raise_for_status(self) -> Run:
+        """Raise :class:`RunError` if the run failed (like ``httpx.Response.raise_for_status``)."""
+        if self.status == "failed":
+            raise RunError(f"run {self.id} failed: {self.error}. Fix the cause, then `matcha resume {self.id}`")
+        return self
+
+    # -- review -----------------------------------------------------------------------------
+    def items(self, status: str | None = None, step: str | None = None) -> list[ReviewItem]:
+        rows = self._ws.store.approvals(self.id, step_id=step, status=status)
+        return [ReviewItem(run_id=self.id, step=r["step_id"], id=r["record_id"], status=r["status"],
+                           ai_text=r["ai_text"], final_text=r["final_text"], sha256=r["sha256"],
+                           reviewer=r["reviewer"], decided_at=r["decided_at"], reason=r["reason"],
+                           context=r["context"]) for r in rows]
+
+    def pending(self, step: str | None = None) -> list[ReviewItem]:
+        """Items waiting for a decision."""
+        return self.items(status="pending", step=step)
+
+    def _target(self, item: str, step: str | None) -> ReviewItem:
+        matches = [i for i in self.items(step=step) if i.id == item]
+        if not matches:
+            raise ApprovalError(f"run {self.id} has no review item '{item}'. See `matcha review {self.id}`")
+        pending = [i for i in matches if i.status == "pending"]
+        if not pending:
+            m = matches[0]
+            raise ApprovalError(f"item '{item}' was already {m.status} by {m.reviewer}")
+        if len(pending) > 1:
+            raise ApprovalError(f"item '{item}' is pending in several approval steps "
+                                f"({', '.join(i.step for i in pending)}); pass step=")
+        return pending[0]
+
+    def approve(self, item: str | Iterable[str] | None = None, *, all: bool = False, edit: str | None = None,
+                step: str | None = None, reviewer: str | None = None, resume: bool = True) -> Run:
+        """Approve one item, several, or ``all=True`` pending ones. ``edit`` replaces the AI text
+        (one item only). When nothing is left pending the run resumes (unless ``resume=False``)."""
+        who = reviewer or os.environ.get("MATCHA_REVIEWER") or getpass.getuser()
+        if all:
+            targets = self.pending(step)
+        elif item is None:
+            raise ApprovalError("name an item to approve, or approve all pending items (all=True / --all)")
+        else:
+            targets = [self._target(i, step) for i in ([item] if isinstance(item, str) else list(item))]
+        if edit is not None and len(targets) != 1:
+            raise ApprovalError("an edit applies to exactly one item; name it with --item")
+        for t in targets:
+            final = edit if edit is not None else t.ai_text
+            if not self._ws.store.decide(self.id, t.step, t.id, status="approved", final_text=final,
+                                         sha256=sha256_text(final), reviewer=who, reason=None):
+                raise ApprovalError(f"item '{t.id}' is no longer pending")
+            log.info("approved", run=self.id, step=t.step, item=t.id, reviewer=who, edited=edit is not None)
+        return self._maybe_resume(resume)
+
+    def reject(self, item: str, *, reason: str, step: str | None = None, reviewer: str | None = None,
+               resume: bool = True) -> Run:
+        """Reject one item with a reason; rejected items are never published."""
+        if not reason.strip():
+            raise ApprovalError("a rejection needs a reason (--reason TEXT)")
+        who = reviewer or os.environ.get("MATCHA_REVIEWER") or getpass.getuser()
+        t = self._target(item, step)
+        if not self._ws.store.decide(self.id, t.step, t.id, status="rejected", final_text=None, sha256=None,
+                                     reviewer=who, reason=reason):
+            raise ApprovalError(f"item '{t.id}' is no longer pending")
+        log.info("rejected", run=self.id, step=t.step, item=t.id, reviewer=who)
+        return self._maybe_resume(resume)
+
+    def _maybe_resume(self, resume: bool) -> Run:
+        if resume and self.refresh().status == "waiting_for_approval" and not self.pending():
+            return self.resume()
+        return self
+
+    # -- driving ----------------------------------------------------------------------------
+    def resume(self, progress: Any = None) -> Run:
+        """Continue the run from its last completed step (after a crash, a failure or approval)."""
+        self.refresh()
+        if self.status == "succeeded":
+            return self
+        if self.status == "waiting_for_approval" and self.pending():
+            raise RunError(f"run {self.id} is waiting for approval of {len(self.pending())} item(s). "
+                           f"Review with `matcha review {self.id}`, then approve or reject them")
+        return self._drive(None, progress)
+
+    def _drive(self, initial: dict[str, Any] | None, progress: Any) -> Run:
+        from langgraph.types import Command
+
+        from matcha.runtime.executor import Runner, compile_graph, open_checkpointer
+
+        with self._lock():
+            store = self._ws.store
+            store.set_status(self.id, "running")
+            runner = Runner(self.plan, store, self.id, self._row.params, progress)
+            saver = open_checkpointer(self._ws.checkpoints)
+            config = {"configurable": {"thread_id": self.id}}
+            try:
+                graph = compile_graph(self.plan, lambda _rid: runner, saver)
+                snapshot = graph.get_state(config)
+                if initial is not None or not snapshot.values:
+                    arg: Any = {"run_id": self.id, "completed": []}
+                elif snapshot.interrupts:
+                    arg = Command(resume=True)
+                else:
+                    arg = None
+                graph.invoke(arg, config)
+                snapshot = graph.get_state(config)
+                status = "waiting_for_approval" if snapshot.next else "succeeded"
+                store.set_status(self.id, status)
+            except MatchaError as exc:
+                store.set_status(self.id, "failed", str(exc))
+                log.error("run failed", run=self.id, error=mask(str(exc)))
+            except Exception as exc:
+                store.set_status(self.id, "failed", f"{type(exc).__name__}: {exc}")
+                log.exception("run failed", run=self.id)
+            finally:
+                runner.close()
+                saver.conn.close()
+                self._write_quarantine()
+        return self.refresh()
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        d = self._ws.run_dir(self.id)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunError(f"run {self.id} is being executed by another process; wait for it to finish") from None
+            yield
+
+    def _write_quarantine(self) -> None:
+        rows = self._ws.store.quarantined(self.id)
+        if rows:
+            self.quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.quarantine_path, "w", encoding="utf-8") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+
+    # -- export -----------------------------------------------------------------------------
+    def records(self, step: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record as it left ``step`` (default: merged over all steps, each step's fields added)."""
+        store = self._ws.store
+        step_ids = [step] if step else [SOURCE, *self.plan.steps]
+        if step and step not in self.plan.steps and step != "source":
+            raise RunError(f"run {self.id} has no step '{step}'. Steps: {', '.join(self.plan.steps)}")
+        if step == "source":
+            step_ids = [SOURCE]
+        for batch in store.iter_output(self.id, step_ids, 1000):
+            for rid, _seq, rec in batch:
+                rec["id"] = rid
+                yield rec
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.pipeline} {self.status}>"
+
+
+def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | None = None,
+              input_path: str | None = None, run_id: str | None = None, progress: Any = None) -> Run:
+    from matcha.runtime.ingest import ingest, records_as_rows
+
+    rid = run_id or _new_run_id()
+    if ws.store.get_run(rid) is not None:
+        raise RunError(f"a run with id '{rid}' already exists; use `matcha resume {rid}` or another id")
+    params: dict[str, Any] = {}
+    if input_path:
+        params["input"] = str(Path(input_path).resolve())
+    if records is not None:
+        params["records_ingested"] = True
+    ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params)
+    if records is not None:
+        spec = plan.spec.source
+        ingest(ws.store, rid, records_as_rows(records), spec.id_field if spec else "id")
+    row = ws.store.get_run(rid)
+    assert row is not None
+    run = Run(ws, row, plan)
+    log.info("run started", run=rid, pipeline=plan.spec.name)
+    return run._drive({}, progress)
+
+
+def as_dicts(items: list[ReviewItem]) -> list[dict[str, Any]]:
+    return [asdict(i) for i in items]

@@ -1,0 +1,76 @@
+"""``${env:NAME}`` references and secret masking.
+
+Secrets only ever come from the environment. Every value resolved from an ``${env:...}``
+reference is remembered here so that logs, errors and run records can mask it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Any
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+MASK = "***"
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember ``value`` so that :func:`mask` hides it. Values shorter than 4 chars are ignored."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def mask(text: str) -> str:
+    """Replace every known secret value in ``text`` with ``***``."""
+    if not _secrets or not text:
+        return text
+    with _lock:
+        values = sorted(_secrets, key=len, reverse=True)
+    for value in values:
+        text = text.replace(value, MASK)
+    return text
+
+
+def mask_obj(obj: Any) -> Any:
+    """Mask secrets inside nested dicts / lists / strings."""
+    if isinstance(obj, str):
+        return mask(obj)
+    if isinstance(obj, dict):
+        return {k: mask_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [mask_obj(v) for v in obj]
+    return obj
+
+
+def env_refs(text: str) -> list[str]:
+    """The names of the environment variables referenced in ``text``."""
+    return ENV_REF.findall(text)
+
+
+def resolve(text: str, environ: dict[str, str] | None = None) -> str:
+    """Substitute every ``${env:NAME}`` in ``text``; raise ``KeyError(name)`` for a missing one."""
+    env = os.environ if environ is None else environ
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise KeyError(name)
+        value = env[name]
+        register_secret(value)
+        return value
+
+    return ENV_REF.sub(sub, text)
+
+
+def env_secret(name: str, environ: dict[str, str] | None = None) -> str | None:
+    """Read a secret by env var name (``None`` when unset) and register it for masking."""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value is not None:
+        register_secret(value)
+    return value

@@ -1,0 +1,1 @@
+"""Pipeline files: parse (safe YAML with positions) → validate (pydantic + graph checks) → plan."""

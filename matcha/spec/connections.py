@@ -1,0 +1,56 @@
+"""Connection definitions: ``connectors/NAME.yaml`` at the project root, one connection a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matcha.connectors.base import CONNECTORS, Connector
+from matcha.errors import ConfigIssue, PipelineError
+from matcha.spec.envrefs import resolve_env
+from matcha.spec.validate import validate_model
+from matcha.spec.yamlload import load_located
+
+
+@dataclass
+class Connection:
+    name: str
+    file: Path
+    cls: type[Connector]
+    config: Any
+
+    def build(self, base_dir: Path) -> Connector:
+        return self.cls(self.name, self.config, base_dir=base_dir)
+
+
+def connector_dir(base_dir: Path) -> Path:
+    return base_dir / "connectors"
+
+
+def available(base_dir: Path) -> list[str]:
+    d = connector_dir(base_dir)
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def load_connection(base_dir: Path, name: str) -> Connection:
+    """Load and validate ``connectors/<name>.yaml``. Raises PipelineError located in that file."""
+    path = connector_dir(base_dir) / f"{name}.yaml"
+    file = str(path)
+    located = load_located(path.read_text(encoding="utf-8"), file)
+    if not isinstance(located.data, dict):
+        raise PipelineError.single(file, "a connection file must be a mapping", "Write `kind: ...` and its fields",
+                                   line=1, col=1)
+    issues: list[ConfigIssue] = []
+    data = resolve_env(located, issues)
+    kind = data.get("kind")
+    cls = CONNECTORS.get(str(kind)) if kind is not None else None
+    if cls is None:
+        line, col = located.where(("kind",))
+        what = "the field 'kind' is missing" if kind is None else f"unknown connector kind '{kind}'"
+        raise PipelineError([ConfigIssue(file, line, col, "kind", what, CONNECTORS.unknown_hint(str(kind or "")))])
+    config, more = validate_model(cls.Config, data, located)
+    issues += more
+    if issues:
+        raise PipelineError(issues)
+    return Connection(name=name, file=path, cls=cls, config=config)

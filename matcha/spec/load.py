@@ -1,0 +1,248 @@
+"""Parse → validate → plan. ``load_plan`` is the one entry point; it raises :class:`PipelineError`
+with every problem found, each located in its file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matcha.errors import ConfigIssue, PipelineError
+from matcha.models.base import PROVIDERS, Provider
+from matcha.spec import graph
+from matcha.spec.conditions import ConditionError, compile_condition
+from matcha.spec.connections import Connection, available, load_connection
+from matcha.spec.envrefs import resolve_env
+from matcha.spec.models import PipelineSpec, StepSpec
+from matcha.spec.validate import validate_model
+from matcha.spec.yamlload import Located, load_located
+from matcha.steps.base import STEPS, LoadContext, Step
+
+Record = dict[str, Any]
+
+
+@dataclass
+class PlannedStep:
+    index: int
+    step: Step
+    needs: list[str]  # resolved; graph.SOURCE for the source
+    when: Callable[[Record], bool] | None
+
+    @property
+    def id(self) -> str:
+        return self.step.id
+
+
+@dataclass
+class Plan:
+    """A validated pipeline, ready to be compiled into a LangGraph graph."""
+
+    spec: PipelineSpec
+    file: str
+    text: str
+    base_dir: Path
+    steps: dict[str, PlannedStep]
+    models: dict[str, Any]  # name -> validated provider config
+    connections: dict[str, Connection] = field(default_factory=dict)
+
+    def needs_map(self) -> dict[str, list[str]]:
+        return {sid: ps.needs for sid, ps in self.steps.items()}
+
+    def upstream(self, step_id: str) -> set[str]:
+        return graph.upstream(self.needs_map(), step_id)
+
+    def build_model(self, name: str) -> Provider:
+        cfg = self.models[name]
+        cls = PROVIDERS.get(cfg.provider)
+        assert cls is not None
+        return cls(name, cfg)
+
+
+def find_project_root(pipeline_path: Path) -> Path:
+    """The nearest ancestor of the pipeline holding ``connectors/`` (else the pipeline's parent's parent
+    for files under ``pipelines/``, else the pipeline's own folder)."""
+    start = pipeline_path.resolve().parent
+    for d in [start, *start.parents]:
+        if (d / "connectors").is_dir():
+            return d
+    return start.parent if start.name == "pipelines" else start
+
+
+class _Builder:
+    def __init__(self, located: Located, base_dir: Path):
+        self.located = located
+        self.base_dir = base_dir
+        self.issues: list[ConfigIssue] = []
+
+    def issue(self, path: tuple[str | int, ...], message: str, hint: str = "") -> None:
+        self.issues.append(self.located.issue(path, message, hint))
+
+    def fail_if_issues(self) -> None:
+        if self.issues:
+            raise PipelineError(self.issues)
+
+    def spec(self) -> PipelineSpec:
+        if not isinstance(self.located.data, dict):
+            self.issue((), "a pipeline file must be a mapping with `name:` and `steps:`",
+                       "See docs/pipeline-reference.md for the format")
+            self.fail_if_issues()
+        data = resolve_env(self.located, self.issues)
+        spec, more = validate_model(PipelineSpec, data, self.located)
+        self.issues += more
+        self.fail_if_issues()
+        return spec  # type: ignore[no-any-return]
+
+    def models(self, spec: PipelineSpec) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, raw in spec.models.items():
+            path: tuple[str | int, ...] = ("models", name)
+            provider = raw.get("provider") if isinstance(raw, dict) else None
+            cls = PROVIDERS.get(str(provider)) if provider else None
+            if cls is None:
+                what = "the field 'provider' is missing" if not provider else f"unknown model provider '{provider}'"
+                self.issue((*path, "provider"), what, PROVIDERS.unknown_hint(str(provider or "")))
+                continue
+            cfg, more = validate_model(cls.Config, raw, self.located, path)
+            self.issues += more
+            if cfg is not None:
+                out[name] = cfg
+        return out
+
+    def connection(self, name: str, path: tuple[str | int, ...], role: str,
+                   cache: dict[str, Connection]) -> Connection | None:
+        if name in cache:
+            conn = cache[name]
+        else:
+            if name not in available(self.base_dir):
+                names = ", ".join(available(self.base_dir)) or "none"
+                self.issue(path, f"unknown connector '{name}'",
+                           f"Define it in {self.base_dir / 'connectors' / (name + '.yaml')} "
+                           f"(defined connectors: {names})")
+                return None
+            try:
+                conn = load_connection(self.base_dir, name)
+            except PipelineError as exc:
+                self.issues += exc.issues
+                return None
+            cache[name] = conn
+        if conn.cls.role != role:
+            self.issue(path, f"connector '{name}' is a {conn.cls.role} ({conn.config.kind}), not a {role}",
+                       f"Name a {role} connection here")
+            return None
+        return conn
+
+    def step(self, i: int, s: StepSpec, models: dict[str, Any], conns: dict[str, Connection]) -> Step | None:
+        cls = STEPS.get(s.type)
+        if cls is None:
+            self.issue(("steps", i, "type"), f"unknown step type '{s.type}'", STEPS.unknown_hint(s.type))
+            return None
+        cfg, more = validate_model(cls.Config, s.with_, self.located, ("steps", i, "with"))
+        self.issues += more
+        if cfg is None:
+            return None
+        ok = True
+        for fld, kind in cls.references.items():
+            ref = getattr(cfg, fld, None)
+            if ref is None:
+                continue
+            path = ("steps", i, "with", fld)
+            if kind == "models":
+                ok &= self._model_ref(path, str(ref), models, cls)
+            elif self.connection(str(ref), path, cls.connector_role or "publisher", conns) is None:
+                ok = False
+        step = cls(s, cfg)
+        if ok:
+            ctx = LoadContext(base_dir=self.base_dir, models=models,
+                              connectors={n: c.config for n, c in conns.items()})
+            for si in step.check(ctx):
+                self.issue(("steps", i, "with", *si.path), si.message, si.hint)
+        return step
+
+    def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step]) -> bool:
+        if ref not in models:
+            if ref not in self.located.data.get("models", {}):
+                names = ", ".join(models) or "none"
+                self.issue(path, f"unknown model '{ref}'",
+                           f"Define it under `models:` (defined models: {names})")
+            return False
+        need = cls.model_capability
+        provider = PROVIDERS.get(models[ref].provider)
+        if need and provider and need not in provider.capabilities:
+            self.issue(path, f"model '{ref}' (provider {models[ref].provider}) cannot {need}",
+                       f"Name a model whose provider supports '{need}'")
+            return False
+        return True
+
+    def needs(self, spec: PipelineSpec, steps: dict[str, Step]) -> dict[str, list[str]]:
+        first_index: dict[str, int] = {}
+        for i, s in enumerate(spec.steps):
+            if s.id in first_index:
+                line, _ = self.located.where(("steps", first_index[s.id], "id"))
+                self.issue(("steps", i, "id"), f"duplicate step id '{s.id}' (first used on line {line})",
+                           "Give every step a unique id")
+            else:
+                first_index[s.id] = i
+        needs: dict[str, list[str]] = {}
+        prev = graph.SOURCE
+        for i, s in enumerate(spec.steps):
+            deps = s.needs if s.needs is not None else [prev]
+            resolved = []
+            for j, dep in enumerate(deps):
+                if dep in ("source", graph.SOURCE):
+                    resolved.append(graph.SOURCE)
+                elif dep not in first_index:
+                    self.issue(("steps", i, "needs", j) if s.needs is not None else ("steps", i),
+                               f"unknown step '{dep}' in needs",
+                               f"Use one of: source, {', '.join(first_index)}")
+                else:
+                    resolved.append(dep)
+            needs.setdefault(s.id, resolved or [graph.SOURCE])
+            prev = s.id
+        cycle = graph.find_cycle({k: [d for d in v if d != graph.SOURCE] for k, v in needs.items()})
+        if cycle:
+            i = first_index[cycle[0]]
+            self.issue(("steps", i, "needs"), f"the steps form a cycle: {' → '.join(cycle)}",
+                       "Remove one of these `needs` so data flows one way")
+        return needs
+
+    def gate(self, spec: PipelineSpec, needs: dict[str, list[str]], steps: dict[str, Step]) -> None:
+        publishers = {sid for sid, st in steps.items() if st.publishes}
+        approvals = {sid for sid, st in steps.items() if st.approves}
+        path = graph.ungated_path(needs, publishers, approvals)
+        if path:
+            i = next(i for i, s in enumerate(spec.steps) if s.id == path[-1])
+            self.issue(("steps", i), f"publish step '{path[-1]}' can be reached without human approval: "
+                       f"{' → '.join(path)}",
+                       "Add an `approval` step on this path and make the publish step need it "
+                       "(every path to a publish step must pass an approval)")
+
+
+def load_plan(text: str, file: str, base_dir: Path) -> Plan:
+    """Parse, validate and plan a pipeline. Raises :class:`PipelineError` listing every problem."""
+    located = load_located(text, file)
+    b = _Builder(located, base_dir)
+    spec = b.spec()
+    models = b.models(spec)
+    conns: dict[str, Connection] = {}
+    if spec.source is not None:
+        b.connection(spec.source.connector, ("source", "connector"), "source", conns)
+    steps: dict[str, Step] = {}
+    conditions: dict[str, Callable[[Record], bool] | None] = {}
+    for i, s in enumerate(spec.steps):
+        st = b.step(i, s, models, conns)
+        if st is not None and s.id not in steps:
+            steps[s.id] = st
+        conditions[s.id] = None
+        if s.when is not None:
+            try:
+                conditions[s.id] = compile_condition(s.when)
+            except ConditionError as exc:
+                b.issue(("steps", i, "when"), str(exc),
+                        "Write a condition such as \"label == 'negative'\" or \"score >= 0.5 and lang in ['fr', 'en']\"")
+    needs = b.needs(spec, steps)
+    b.fail_if_issues()
+    b.gate(spec, needs, steps)
+    b.fail_if_issues()
+    planned = {s.id: PlannedStep(i, steps[s.id], needs[s.id], conditions[s.id]) for i, s in enumerate(spec.steps)}
+    return Plan(spec=spec, file=file, text=text, base_dir=base_dir, steps=planned, models=models, connections=conns)

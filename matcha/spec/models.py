@@ -1,0 +1,64 @@
+"""The typed shape of a pipeline file (before per-step ``with:`` validation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
+class SourceSpec(BaseModel):
+    """Where records come from: a connection defined in ``connectors/NAME.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    connector: str = Field(description="Name of a source connection (file stem in connectors/).")
+    id_field: str | None = Field(
+        "id", description="Record field holding a stable id; null numbers records by their row."
+    )
+    limit: int | None = Field(None, ge=1, description="Read at most this many records.")
+
+
+class StepSpec(BaseModel):
+    """One step of a pipeline."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    id: str = Field(pattern=ID_PATTERN, description="Unique step id (letters, digits, _ and -).")
+    type: str = Field(description="Step type, e.g. script, approval, publish, embed, generate.")
+    needs: list[str] | None = Field(
+        None, description="Ids of the steps whose output this step reads. Default: the previous step."
+    )
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The step type's own config.")
+    when: str | None = Field(
+        None,
+        description="Condition on record fields, e.g. \"label == 'negative'\". "
+        "Records that do not match are dropped from this branch.",
+    )
+    on_error: Literal["fail", "quarantine"] = Field(
+        "fail", description="fail: stop the run on a bad record; quarantine: set it aside with its reason."
+    )
+
+    @field_validator("needs", mode="before")
+    @classmethod
+    def _one_need(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = Field(256, ge=1, le=100_000, description="Records per batch handed to a step.")
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=ID_PATTERN, description="Pipeline name.")
+    description: str = ""
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Named models: {name: {provider: ..., model: ...}}."
+    )
+    source: SourceSpec | None = None
+    settings: Settings = Field(default_factory=Settings)
+    steps: list[StepSpec] = Field(min_length=1)

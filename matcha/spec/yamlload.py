@@ -1,0 +1,152 @@
+"""Safe YAML loading that remembers where every value came from.
+
+``load_located(text, file)`` returns the plain data plus a map from field path (a tuple of keys and
+indexes) to a 1-based (line, column). Only the safe tag set is accepted: ``!!python/...`` and any
+other unknown tag becomes a located :class:`PipelineError`, never an object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from matcha.errors import ConfigIssue, PipelineError
+
+Path_ = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader; composes nodes only, construction of scalars stays safe."""
+
+
+@dataclass
+class Located:
+    data: Any
+    file: str
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: Path_) -> tuple[int, int]:
+        """Position of ``path``, or of its nearest located parent."""
+        p = tuple(path)
+        while p:
+            if p in self.positions:
+                return self.positions[p]
+            p = p[:-1]
+        return self.positions.get((), (1, 1))
+
+    def issue(self, path: Path_, message: str, hint: str = "") -> ConfigIssue:
+        line, col = self.where(path)
+        return ConfigIssue(self.file, line, col, format_path(path), message, hint)
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, loader: _Loader, file: str):
+        self.loader = loader
+        self.file = file
+        self.positions: dict[Path_, tuple[int, int]] = {}
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.positions[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            line, col = _mark(node)
+            raise PipelineError(
+                [
+                    ConfigIssue(
+                        self.file,
+                        line,
+                        col,
+                        format_path(path),
+                        f"the tag '{node.tag}' is not allowed",
+                        "Pipeline files are data only: remove the tag and write a plain value",
+                    )
+                ]
+            ) from exc
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            line, col = _mark(node)
+            raise PipelineError.single(
+                self.file,
+                f"the tag '{node.tag}' is not allowed",
+                "Pipeline files are data only: remove the tag and write a plain mapping",
+                line=line,
+                col=col,
+                path=format_path(path),
+            )
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                line, col = _mark(key_node)
+                raise PipelineError.single(
+                    self.file, "mapping keys must be plain strings", "", line=line, col=col,
+                    path=format_path(path),
+                )
+            key = str(key)
+            if key in out:
+                line, col = _mark(key_node)
+                raise PipelineError.single(
+                    self.file,
+                    f"duplicate key '{key}'",
+                    "Each key may appear once in a mapping: remove or rename one of them",
+                    line=line,
+                    col=col,
+                    path=format_path((*path, key)),
+                )
+            out[key] = self.build(value_node, (*path, key))
+            self.positions[(*path, key)] = _mark(key_node)
+        return out
+
+
+def load_located(text: str, file: str) -> Located:
+    """Parse ``text`` safely, keeping positions. Raises :class:`PipelineError` on any YAML problem."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise PipelineError.single(file, "the file is empty", "Write a pipeline: see docs/pipeline-reference.md",
+                                       line=1, col=1)
+        builder = _Builder(loader, file)
+        data = builder.build(node, ())
+        return Located(data=data, file=file, positions=builder.positions)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise PipelineError.single(
+            file,
+            f"YAML syntax error: {problem}",
+            "Check indentation and quoting at this position (tabs are not allowed; quote strings containing ': ')",
+            line=line,
+            col=col,
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError.single(file, f"YAML error: {exc}", "Fix the YAML syntax") from exc
+    finally:
+        loader.dispose()

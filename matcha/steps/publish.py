@@ -1,0 +1,104 @@
+"""``publish``: deliver approved items through a publisher connection, exactly once.
+
+Only items approved by an upstream ``approval`` step are sent, and only if the text about to be
+sent still has the sha256 recorded with the approval. A ledger keyed by (run, step, record, hash)
+makes a resumed publish skip what was already sent; items caught between sending and the ledger
+update are checked against the destination (``already_published``) and HTTP publishers send an
+idempotency key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from matcha.connectors.base import PublishItem
+from matcha.runtime.batches import write_outcome
+from matcha.runtime.faults import crash_point
+from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
+
+
+class PublishConfig(StepConfig):
+    connector: str = Field(description="Name of a publisher connection (file stem in connectors/).")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@register_step("publish")
+class PublishStep(Step):
+    Config = PublishConfig
+    references = {"connector": "connectors"}
+    connector_role = "publisher"
+    publishes = True
+
+    def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
+        approvals = {s for s in ctx.upstream if ctx.step_types.get(s) == "approval"}
+        decisions: dict[str, list[dict[str, Any]]] = {}
+        for step_id in sorted(approvals):
+            for d in ctx.store.approvals(ctx.run_id, step_id):
+                decisions.setdefault(d["record_id"], []).append(d)
+        publisher = ctx.connectors(self.config.connector)
+        done = ctx.store.done_ids(ctx.run_id, ctx.step_id)
+        total = ctx.store.count_input(ctx.run_id, ctx.needs)
+        progressed = len(done)
+        try:
+            for rows in ctx.store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
+                todo = [(rid, seq, rec) for rid, seq, rec in rows if rid not in done]
+                if todo:
+                    self._batch(ctx, publisher, todo, decisions, when)
+                    progressed += len(todo)
+                    ctx.progress(ctx.step_id, progressed, total)
+        finally:
+            publisher.close()
+
+    def _batch(self, ctx: StepContext, publisher: Any, todo: list[tuple[str, int, Record]],
+               decisions: dict[str, list[dict[str, Any]]], when: Callable[[Record], bool] | None) -> None:
+        outcome = BatchOutcome()
+        items: list[PublishItem] = []
+        seqs = {}
+        for rid, seq, rec in todo:
+            rec["id"] = rid
+            seqs[rid] = seq
+            if when is not None and not when(rec):
+                outcome.dropped.append((rec, "condition `when` not met"))
+                continue
+            verdict, text, sha = self._verify(rec, decisions.get(rid, []))
+            if verdict:
+                outcome.quarantined.append((rec, verdict))
+                continue
+            items.append(PublishItem(ctx.run_id, ctx.step_id, rid, text, sha, rec))
+        keys = [(it.record_id, it.sha256) for it in items]
+        ledger = ctx.store.ledger_status(ctx.run_id, ctx.step_id, keys)
+        in_doubt = [it for it in items if ledger.get((it.record_id, it.sha256)) == "sending"]
+        delivered = publisher.already_published(in_doubt) if in_doubt else set()
+        to_send = [it for it in items if ledger.get((it.record_id, it.sha256)) != "sent" and it.key not in delivered]
+        if to_send:
+            ctx.store.ledger_mark(ctx.run_id, ctx.step_id, [(i.record_id, i.sha256) for i in to_send], "sending")
+            publisher.publish(to_send)
+            crash_point("publish.after_send")
+        ctx.store.ledger_mark(ctx.run_id, ctx.step_id, keys, "sent")
+        crash_point("publish.after_ledger")
+        for it in items:
+            it.record["published"] = {"connector": self.config.connector, "sha256": it.sha256, "key": it.key}
+            outcome.out.append(it.record)
+        write_outcome(ctx, outcome, seqs)
+
+    @staticmethod
+    def _verify(rec: Record, decisions: list[dict[str, Any]]) -> tuple[str, str, str]:
+        """('', text, sha) when publishable, else (reason, '', '')."""
+        if not decisions:
+            return "no approval decision for this record", "", ""
+        if any(d["status"] == "rejected" for d in decisions):
+            return "rejected by a reviewer", "", ""
+        for d in decisions:
+            text = rec.get(d["field"])
+            if d["status"] == "approved" and isinstance(text, str):
+                sha = sha256_text(text)
+                if sha == d["sha256"]:
+                    return "", text, sha
+        return "content changed after approval (sha256 does not match the approved text); not published", "", ""
