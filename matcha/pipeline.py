@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from matcha.errors import PipelineError
+from matcha.logs import configure_library_default
 from matcha.runtime.run import Run, Workspace, start_run
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, find_project_root, load_plan
@@ -21,6 +22,7 @@ class Pipeline:
     """
 
     def __init__(self, plan: Plan, home: str | Path | None = None):
+        configure_library_default()
         self._plan = plan
         self._home = home
 

@@ -13,12 +13,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from matcha.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ProviderConfig(BaseModel):

@@ -13,13 +13,14 @@ Structured output, ``json_mode``:
     vLLM also honours it on ``/completions``.
 ``json_object``
     ``response_format={"type": "json_object", "schema": S}``, the form llama-cpp-python's
-    ``llama_cpp.server`` accepts on ``/chat/completions`` (it rejects ``json_schema`` with 422).
+    ``llama_cpp.server`` accepts on ``/chat/completions`` (it rejects ``json_schema``, answering
+    HTTP 500 with a validation message about ``response_format``).
 ``grammar``
     a GBNF grammar converted from the schema (needs ``llama-cpp-python`` installed locally),
     sent as ``grammar``: the only way to constrain ``/completions`` on ``llama_cpp.server``.
 ``auto`` (default)
-    ``json_schema`` first; if the server rejects it with 400 or 422, ``json_object`` from then
-    on. That works in chat mode on vLLM and both llama.cpp servers. In completion mode it sends
+    ``json_schema`` first; if the server rejects it (400, 422, or a 500 naming
+    ``response_format``), ``json_object`` from then on. That works in chat mode on vLLM and both llama.cpp servers. In completion mode it sends
     ``json_schema``, which ``llama_cpp.server`` ignores on ``/completions``: use ``grammar`` there.
 
 The schema is also stated in the prompt, and the raw text is returned for the caller to validate.
@@ -82,7 +83,9 @@ def _should_retry(exc: BaseException) -> RetryDecision:
 
 def _check(resp: httpx.Response) -> Any:
     if resp.status_code >= 400:
-        raise _StatusError(resp.status_code, resp.text[:500], retry_after_seconds(resp.headers.get("retry-after")))
+        raise _StatusError(
+            resp.status_code, resp.text[:500], retry_after_seconds(resp.headers.get("retry-after"))
+        )
     return resp.json()
 
 
@@ -141,7 +144,9 @@ class OpenAICompatProvider(Embedder, Generator):
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._sync is None:
-                self._sync = httpx.Client(base_url=self._base, headers=self._headers(), timeout=self.config.timeout)
+                self._sync = httpx.Client(
+                    base_url=self._base, headers=self._headers(), timeout=self.config.timeout
+                )
             return self._sync
 
     def _translate(self, exc: Exception, what: str) -> ModelError:
@@ -158,7 +163,7 @@ class OpenAICompatProvider(Embedder, Generator):
             if exc.status == 404:
                 return ModelUnavailable(
                     f"{where} answered 404 for {what} ({detail})",
-                    f"check base_url (usually ending in /v1) and that the server serves '{self.config.model}'",
+                    f"check base_url (it usually ends in /v1) and the model name '{self.config.model}'",
                 )
             return ModelError(f"{what} at {where} failed with HTTP {exc.status}: {detail}")
         if isinstance(exc, httpx.ConnectError):
@@ -175,7 +180,9 @@ class OpenAICompatProvider(Embedder, Generator):
         except Exception as exc:
             raise self._translate(exc, "listing models") from exc
 
-    def _body(self, prompt: str, system: str | None, max_tokens: int | None, temperature: float | None) -> dict:
+    def _body(
+        self, prompt: str, system: str | None, max_tokens: int | None, temperature: float | None
+    ) -> dict:
         body: dict[str, Any] = {
             "model": self.config.model,
             "max_tokens": max_tokens if max_tokens is not None else self.config.max_tokens,
@@ -240,7 +247,9 @@ class OpenAICompatProvider(Embedder, Generator):
         try:
             data = await self._post(path, self._constrain(body, schema, "json_schema"))
         except _StatusError as exc:
-            if exc.status not in (400, 422):
+            # llama_cpp.server answers 500 (not 422) when its validation rejects the type.
+            rejected = exc.status in (400, 422) or (exc.status == 500 and "response_format" in exc.text)
+            if not rejected:
                 raise
             data = await self._post(path, self._constrain(body, schema, "json_object"))
             self.json_mode = "json_object"
@@ -248,25 +257,26 @@ class OpenAICompatProvider(Embedder, Generator):
         self.json_mode = "json_schema"
         return data
 
+    def _embed_batch(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
+        body = {"model": self.config.model, "input": batch}
+        try:
+            data = retry(lambda: _check(client.post("/embeddings", json=body)), _should_retry, self._backoff)
+            rows = sorted(data["data"], key=lambda row: row.get("index", 0))
+            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"Unexpected embeddings answer from {mask(self._base)}: {exc!r}") from exc
+        except Exception as exc:
+            raise self._translate(exc, "embedding") from exc
+        if vectors.shape[0] != len(batch):
+            raise ModelError(
+                f"{mask(self._base)} returned {vectors.shape[0]} embeddings for {len(batch)} texts"
+            )
+        return vectors
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         client = self._client()
         size = self.config.embed_batch_size
-        parts: list[np.ndarray] = []
-        for start in range(0, len(texts), size):
-            batch = list(texts[start : start + size])
-            body = {"model": self.config.model, "input": batch}
-            try:
-                data = retry(lambda b=body: _check(client.post("/embeddings", json=b)), _should_retry, self._backoff)
-                rows = sorted(data["data"], key=lambda row: row.get("index", 0))
-                parts.append(np.asarray([row["embedding"] for row in rows], dtype=np.float32))
-            except ModelError:
-                raise
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelError(f"Unexpected embeddings answer from {mask(self._base)}: {exc!r}") from exc
-            except Exception as exc:
-                raise self._translate(exc, "embedding") from exc
-            if parts[-1].shape[0] != len(batch):
-                raise ModelError(f"{mask(self._base)} returned {parts[-1].shape[0]} embeddings for {len(batch)}")
+        parts = [self._embed_batch(client, list(texts[i : i + size])) for i in range(0, len(texts), size)]
         if not parts:
             return np.zeros((0, 0), dtype=np.float32)
         out = np.concatenate(parts)

@@ -86,6 +86,9 @@ class Run:
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     def open(cls, run_id: str, home: str | Path | None = None) -> Run:
+        from matcha.logs import configure_library_default
+
+        configure_library_default()
         ws = Workspace(home)
         row = ws.store.get_run(run_id)
         if row is None:
@@ -182,7 +185,8 @@ class Run:
         return pending[0]
 
     def approve(self, item: str | Iterable[str] | None = None, *, all: bool = False, edit: str | None = None,
-                step: str | None = None, reviewer: str | None = None, resume: bool = True) -> Run:
+                step: str | None = None, reviewer: str | None = None, resume: bool = True,
+                progress: Any = None) -> Run:
         """Approve one item, several, or ``all=True`` pending ones. ``edit`` replaces the AI text
         (one item only). When nothing is left pending the run resumes (unless ``resume=False``)."""
         who = reviewer or os.environ.get("MATCHA_REVIEWER") or getpass.getuser()
@@ -200,10 +204,10 @@ class Run:
                                          sha256=sha256_text(final), reviewer=who, reason=None):
                 raise ApprovalError(f"item '{t.id}' is no longer pending")
             log.info("approved", run=self.id, step=t.step, item=t.id, reviewer=who, edited=edit is not None)
-        return self._maybe_resume(resume)
+        return self._maybe_resume(resume, progress)
 
     def reject(self, item: str, *, reason: str, step: str | None = None, reviewer: str | None = None,
-               resume: bool = True) -> Run:
+               resume: bool = True, progress: Any = None) -> Run:
         """Reject one item with a reason; rejected items are never published."""
         if not reason.strip():
             raise ApprovalError("a rejection needs a reason (--reason TEXT)")
@@ -213,11 +217,11 @@ class Run:
                                      reviewer=who, reason=reason):
             raise ApprovalError(f"item '{t.id}' is no longer pending")
         log.info("rejected", run=self.id, step=t.step, item=t.id, reviewer=who)
-        return self._maybe_resume(resume)
+        return self._maybe_resume(resume, progress)
 
-    def _maybe_resume(self, resume: bool) -> Run:
+    def _maybe_resume(self, resume: bool, progress: Any) -> Run:
         if resume and self.refresh().status == "waiting_for_approval" and not self.pending():
-            return self.resume()
+            return self.resume(progress)
         return self
 
     # -- driving ----------------------------------------------------------------------------

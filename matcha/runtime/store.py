@@ -225,6 +225,10 @@ class RunStore:
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
                 (run_id, step_id, status, started, now, now - started, json.dumps(merged)))
 
+    def set_step_status(self, run_id: str, step_id: str, status: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE steps SET status=? WHERE run_id=? AND step_id=?", (status, run_id, step_id))
+
     def add_step_extra(self, run_id: str, step_id: str, counters: dict[str, int]) -> None:
         """Add to numeric counters (e.g. cache hits) of a step."""
         with self.tx() as db:

@@ -35,6 +35,7 @@ class ApprovalStep(Step):
         self._record_pending(ctx, when)
         store = ctx.store
         while pending := store.approvals(ctx.run_id, ctx.step_id, status="pending"):
+            store.set_step_status(ctx.run_id, ctx.step_id, "waiting")
             interrupt({"run_id": ctx.run_id, "step": ctx.step_id, "pending": len(pending)})
         decisions = {d["record_id"]: d for d in store.approvals(ctx.run_id, ctx.step_id)}
         for rows in store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):

@@ -1,0 +1,3 @@
+from matcha.cli.main import main
+
+main()

@@ -1,0 +1,267 @@
+"""The ``matcha`` command. Heavy libraries are imported inside commands so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from matcha.cli import render
+
+app = typer.Typer(name="matcha", help="Self-hosted multi-AI pipelines with a human approval gate.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+runs_app = typer.Typer(help="List, inspect and export runs.", invoke_without_command=True)
+models_app = typer.Typer(help="Check and fetch the models pipelines use.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_state: dict[str, Any] = {"home": None}
+
+JSON = typer.Option(False, "--json", help="Print one JSON object (for scripts).")
+
+
+def handled(fn: F) -> F:
+    """User mistakes become one clear message and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from matcha.errors import MatchaError
+        from matcha.secrets import mask
+
+        try:
+            return fn(*args, **kwargs)
+        except MatchaError as exc:
+            render.error(mask(str(exc)))
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main_options(
+    log_format: str = typer.Option("console", "--log-format", help="console or json (logs go to stderr)."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    home: Path | None = typer.Option(None, "--home", envvar="MATCHA_HOME",
+                                     help="State folder for runs (default ./.matcha)."),
+) -> None:
+    from matcha.logs import configure
+
+    configure(log_format if log_format in ("console", "json") else "console", log_level)
+    _state["home"] = home
+
+
+def _open_run(run_id: str) -> Any:
+    from matcha.runtime.run import Run
+
+    return Run.open(run_id, _state["home"])
+
+
+def _finish(run: Any, as_json: bool) -> None:
+    summary = run.summary()
+    if as_json:
+        render.emit_json(summary)
+    else:
+        render.run_summary(summary)
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def validate(pipelines: list[Path] = typer.Argument(..., help="Pipeline files to check.")) -> None:
+    """Check pipeline files (syntax, fields, graph, models, connectors and the approval gate)."""
+    from matcha.errors import PipelineError
+    from matcha.pipeline import Pipeline
+
+    failed = False
+    for path in pipelines:
+        try:
+            p = Pipeline.load(path)
+        except PipelineError as exc:
+            render.error(f"{path} is invalid:\n{exc}")
+            failed = True
+        else:
+            render.out.print(f"{path}: ok ({len(p.steps)} steps)")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline file."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="Read records from this CSV/JSONL file instead."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Choose the run id (default: time + random)."),
+    as_json: bool = JSON,
+) -> None:
+    """Run a pipeline until it finishes, fails or pauses for approval."""
+    from matcha.pipeline import Pipeline
+
+    p = Pipeline.load(pipeline, home=_state["home"])
+    with render.progress(not as_json) as progress:
+        r = p.run(source=input, run_id=run_id, progress=progress)
+    _finish(r, as_json)
+
+
+@app.command()
+@handled
+def resume(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JSON) -> None:
+    """Continue a run from its last completed step (after a crash, a failure or approval)."""
+    r = _open_run(run_id)
+    with render.progress(not as_json) as progress:
+        r = r.resume(progress=progress)
+    _finish(r, as_json)
+
+
+@runs_app.callback()
+@handled
+def runs_list(ctx: typer.Context, as_json: bool = JSON, limit: int = typer.Option(20, help="How many.")) -> None:
+    """List recent runs."""
+    if ctx.invoked_subcommand:
+        return
+    from matcha.runtime.run import Workspace
+
+    rows = Workspace(_state["home"]).store.list_runs(limit)
+    if as_json:
+        render.emit_json([{"run_id": r.run_id, "pipeline": r.name, "status": r.status,
+                           "created_at": r.created_at} for r in rows])
+        return
+    import time
+
+    render.table("runs", ["run", "pipeline", "status", "started"],
+                 [[r.run_id, r.name, r.status, time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))]
+                  for r in rows])
+
+
+@runs_app.command("show")
+@handled
+def runs_show(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JSON) -> None:
+    """Status, per-step counts and timings, quarantine file."""
+    r = _open_run(run_id)
+    if as_json:
+        render.emit_json(r.summary())
+    else:
+        render.run_summary(r.summary())
+
+
+@runs_app.command("export")
+@handled
+def runs_export(
+    run_id: str = typer.Argument(..., help="Run id."),
+    step: str | None = typer.Option(None, "--step", help="Records as they left this step (default: all fields)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+) -> None:
+    """Every record of a run with the fields each step added."""
+    from matcha.runtime.export import export_records
+
+    r = _open_run(run_id)
+    n = export_records(r.records(step), fmt, output)
+    if output:
+        render.err.print(f"wrote {n} records to {output}")
+
+
+@app.command()
+@handled
+def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JSON,
+           all_items: bool = typer.Option(False, "--all", help="Show decided items too.")) -> None:
+    """List the items waiting for a decision."""
+    from matcha.runtime.run import as_dicts
+
+    r = _open_run(run_id)
+    items = r.items() if all_items else r.pending()
+    if as_json:
+        render.emit_json(as_dicts(items))
+        return
+    if not items:
+        render.out.print(f"run {r.id} has no pending items (status: {r.status})")
+        return
+    for it in items:
+        render.out.rule(f"{it.id}  [{it.step}] {it.status}")
+        for k, v in it.context.items():
+            render.out.print(f"[dim]{k}:[/] {v}", highlight=False)
+        render.out.print(it.final_text or it.ai_text, highlight=False)
+    render.out.print(f"\n{len(items)} item(s). approve: matcha approve {r.id} --item ID [--edit FILE] | --all; "
+                     f"reject: matcha reject {r.id} --item ID --reason TEXT")
+
+
+@app.command()
+@handled
+def approve(
+    run_id: str = typer.Argument(..., help="Run id."),
+    item: list[str] | None = typer.Option(None, "--item", help="Item id (repeatable)."),
+    all_items: bool = typer.Option(False, "--all", help="Approve every pending item."),
+    edit: Path | None = typer.Option(None, "--edit", help="File whose text replaces the AI text (one item)."),
+    step: str | None = typer.Option(None, "--step", help="Approval step, when an item is pending in several."),
+    reviewer: str | None = typer.Option(None, "--reviewer", envvar="MATCHA_REVIEWER", help="Your name."),
+    as_json: bool = JSON,
+) -> None:
+    """Approve items; when none is left pending, the run continues to publish."""
+    from matcha.errors import ApprovalError
+
+    if not item and not all_items:
+        raise ApprovalError("say what to approve: --item ID (repeatable) or --all")
+    text = None
+    if edit is not None:
+        try:
+            # editors end files with a newline; it is not part of the reviewer's text
+            text = edit.read_text(encoding="utf-8").removesuffix("\n")
+        except OSError as exc:
+            raise ApprovalError(f"cannot read edit file {edit}: {exc.strerror}") from None
+    r = _open_run(run_id)
+    with render.progress(not as_json) as progress:
+        r = r.approve(item, all=all_items, edit=text, step=step, reviewer=reviewer, progress=progress)
+    _finish(r, as_json)
+
+
+@app.command()
+@handled
+def reject(
+    run_id: str = typer.Argument(..., help="Run id."),
+    item: str = typer.Option(..., "--item", help="Item id."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept with the decision)."),
+    step: str | None = typer.Option(None, "--step", help="Approval step, when an item is pending in several."),
+    reviewer: str | None = typer.Option(None, "--reviewer", envvar="MATCHA_REVIEWER", help="Your name."),
+    as_json: bool = JSON,
+) -> None:
+    """Reject an item; it will never be published."""
+    with render.progress(not as_json) as progress:
+        r = _open_run(run_id).reject(item, reason=reason, step=step, reviewer=reviewer, progress=progress)
+    _finish(r, as_json)
+
+
+@app.command()
+@handled
+def graph(pipeline: Path = typer.Argument(..., help="Pipeline file.")) -> None:
+    """Print the step graph as Mermaid text."""
+    from matcha.pipeline import Pipeline
+
+    render.out.print(Pipeline.load(pipeline).mermaid(), highlight=False, markup=False)
+
+
+@app.command()
+@handled
+def schema(output: Path | None = typer.Option(None, "--output", "-o", help="Write here (default: stdout).")) -> None:
+    """Write the JSON Schema of pipeline files (for editor completion)."""
+    import json
+
+    from matcha.spec.schema import pipeline_schema
+
+    text = json.dumps(pipeline_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        render.err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    from matcha.cli import models_cmd  # noqa: F401 - registers `matcha models ...`
+
+    app()
+

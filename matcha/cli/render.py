@@ -1,0 +1,79 @@
+"""Terminal output: tables, progress bars and errors (rich on a terminal, plain text otherwise)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title, title_justify="left", show_edge=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    out.print(t)
+
+
+@contextmanager
+def progress(enabled: bool) -> Iterator[Any]:
+    """A per-step progress callback: rich bars on a terminal, nothing otherwise."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = bars.add_task(step, total=total or None)
+        bars.update(tasks[step], completed=done, total=total or None)
+
+    with bars:
+        yield update
+
+
+def run_summary(summary: dict[str, Any]) -> None:
+    rows = []
+    for s in summary["steps"]:
+        secs = s.get("seconds")
+        extra = ", ".join(f"{k} {v}" for k, v in s.items()
+                          if k not in {"id", "status", "received", "out", "dropped", "quarantined", "seconds"})
+        rows.append([s["id"], s["status"], s["received"], s["out"], s["dropped"], s["quarantined"],
+                     f"{secs:.2f}" if secs is not None else "", extra])
+    table(f"run {summary['run_id']} ({summary['pipeline']}): {summary['status']}",
+          ["step", "status", "in", "out", "dropped", "quarantined", "seconds", "notes"], rows)
+    out.print("counts: in = out + dropped + quarantined for every finished step", style="dim")
+    if summary.get("error"):
+        error(summary["error"])
+    if summary.get("quarantine_file"):
+        out.print(f"{summary['quarantined']} record(s) quarantined: {summary['quarantine_file']}")
+    if summary["status"] == "waiting_for_approval":
+        rid = summary["run_id"]
+        out.print(f"{summary['pending_review']} item(s) wait for a human decision.\n"
+                  f"  review:  matcha review {rid}\n"
+                  f"  approve: matcha approve {rid} --all   (or --item ID [--edit FILE])\n"
+                  f"  reject:  matcha reject {rid} --item ID --reason TEXT")
+    elif summary["status"] == "failed":
+        out.print(f"fix the cause, then: matcha resume {summary['run_id']}")
