@@ -104,8 +104,15 @@ def _write_embed_bundle(tmp: Path, onnx: Path, tokenizer_zip: Path) -> None:
 
 
 def _move_into_place(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` to ``target``, moving aside a stale ``target`` first."""
+    """Rename the finished ``tmp`` to ``target``.
+
+    A valid ``target`` (another process won the race) is kept and ``tmp`` dropped, so a bundle
+    somebody may be reading never disappears; an invalid one is moved aside first.
+    """
     if target.exists():
+        if not bad_files(target):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         stale = target.with_name(f".{target.name}.stale-{uuid.uuid4().hex[:8]}")
         try:
             target.rename(stale)
@@ -116,7 +123,7 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     try:
         tmp.rename(target)
     except OSError:
-        # Another process finished first (target now exists and is not empty): keep theirs.
+        # Another process renamed its copy in between: keep theirs.
         shutil.rmtree(tmp, ignore_errors=True)
 
 

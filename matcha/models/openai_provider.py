@@ -20,8 +20,9 @@ Structured output, ``json_mode``:
     sent as ``grammar``: the only way to constrain ``/completions`` on ``llama_cpp.server``.
 ``auto`` (default)
     ``json_schema`` first; if the server rejects it (400, 422, or a 500 naming
-    ``response_format``), ``json_object`` from then on. That works in chat mode on vLLM and both llama.cpp servers. In completion mode it sends
-    ``json_schema``, which ``llama_cpp.server`` ignores on ``/completions``: use ``grammar`` there.
+    ``response_format``), ``json_object`` from then on. That works in chat mode on vLLM and
+    both llama.cpp servers. In completion mode it sends ``json_schema``, which
+    ``llama_cpp.server`` silently ignores on ``/completions``: use ``grammar`` there.
 
 The schema is also stated in the prompt, and the raw text is returned for the caller to validate.
 """

@@ -1,0 +1,310 @@
+"""Few-shot text classification on sentence embeddings.
+
+The classifier works on vectors only: the step that uses it embeds the example texts and the
+incoming texts with the pipeline's embedder (any :class:`~matcha.models.base.Embedder`) and passes
+the arrays in. Keeping the embedder out of this module keeps it pure numpy/scikit-learn, fast to
+test with synthetic vectors, and independent of which model a pipeline configures.
+
+Examples are ``(text, label)`` pairs: from a user CSV (:func:`load_examples_csv`) or the built-in
+English + French sentiment set (:func:`builtin_sentiment_examples`). :func:`validate_examples`
+lists what is wrong with a set before anything is embedded, so a pipeline fails at load time with
+every problem at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import io
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from matcha.errors import ConfigIssue, PipelineError
+
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+_BUILTIN_SENTIMENT = "data/sentiment_examples.csv"
+
+# Temperature scaling (scikit-learn >= 1.8) divides the logits by one fitted scalar: it fixes the
+# over/under-confidence of a regularised logistic regression without ever changing which label
+# wins. Older scikit-learn only has Platt scaling ("sigmoid"), which is one-vs-rest and can move
+# the argmax; it is the closest fallback.
+_SKLEARN_VERSION = tuple(int(p) for p in re.findall(r"\d+", sklearn.__version__)[:2])
+_CALIBRATION_METHOD = "temperature" if _SKLEARN_VERSION >= (1, 8) else "sigmoid"
+
+
+class FewShotClassifier:
+    """Logistic regression on embedding vectors, with calibrated scores when data allows.
+
+    ``C`` is the inverse regularisation strength. Sentence embeddings are unit vectors, so the
+    default (1.0) keeps the model close to a smoothed class-centroid rule, which generalises best
+    from a few hundred examples; larger values fit the examples more tightly.
+
+    Scores are calibrated by cross-validated temperature scaling once every label has at least
+    ``calibration_min_per_label`` examples; below that the logistic regression's own probabilities
+    are returned (see :meth:`fit`). :attr:`calibrated` says which one applies.
+    """
+
+    def __init__(
+        self,
+        *,
+        C: float = 1.0,
+        calibration_min_per_label: int = 15,
+        calibration_folds: int = 5,
+        random_state: int = 0,
+    ):
+        if C <= 0:
+            raise ValueError(f"C must be > 0, got {C}")
+        if calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be >= 2, got {calibration_folds}")
+        self.C = C
+        self.calibration_min_per_label = max(calibration_min_per_label, calibration_folds)
+        self.calibration_folds = calibration_folds
+        self.random_state = random_state
+        self._model: LogisticRegression | CalibratedClassifierCV | None = None
+        self._labels: list[str] = []
+        self._dim = 0
+        self._calibrated = False
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels seen by :meth:`fit`, sorted; also the column order of :meth:`predict_proba`."""
+        return list(self._labels)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when scores come from cross-validated calibration, False for raw LR probabilities."""
+        return self._calibrated
+
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> Self:
+        """Fit on embedding rows ``X`` (n, dim) and their labels ``y``. Needs at least two labels."""
+        X = _as_matrix(X)
+        labels = [str(label) for label in y]
+        if len(labels) != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {len(labels)} labels; they must match")
+        counts = Counter(labels)
+        if len(counts) < 2:
+            found = ", ".join(repr(k) for k in counts) or "none"
+            raise ValueError(f"FewShotClassifier needs examples of at least 2 labels; found {found}")
+        base = LogisticRegression(
+            C=self.C, class_weight="balanced", max_iter=2000, random_state=self.random_state
+        )
+        # Calibration needs held-out scores for every label in every fold. With fewer than about
+        # 15 examples per label the 5 fold models (each missing a fifth of an already tiny set)
+        # differ too much from the final model and the fitted temperature is noise, so the LR's
+        # own probabilities are the more honest score there. ensemble=False keeps ONE model
+        # trained on all examples (every example counts in few-shot) and uses the folds only to
+        # get out-of-fold logits for fitting the temperature.
+        self._calibrated = min(counts.values()) >= self.calibration_min_per_label
+        model: LogisticRegression | CalibratedClassifierCV
+        if self._calibrated:
+            folds = StratifiedKFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
+            model = CalibratedClassifierCV(base, method=_CALIBRATION_METHOD, cv=folds, ensemble=False)
+        else:
+            model = base
+        model.fit(X, np.asarray(labels, dtype=object))
+        self._model = model
+        self._labels = [str(c) for c in model.classes_]
+        self._dim = X.shape[1]
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities, shape (n, len(labels)), columns in :attr:`labels` order."""
+        if self._model is None:
+            raise RuntimeError("FewShotClassifier is not fitted; call fit(X, y) first")
+        X = _as_matrix(X, allow_empty=True)
+        if X.shape[0] == 0:
+            return np.zeros((0, len(self._labels)))
+        if X.shape[1] != self._dim:
+            raise ValueError(
+                f"X has {X.shape[1]} columns but the classifier was fitted on {self._dim}-d vectors; "
+                "embed the texts with the same model as the examples"
+            )
+        return np.asarray(self._model.predict_proba(X), dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The most probable label of each row and its probability (the row's score)."""
+        proba = self.predict_proba(X)
+        best = proba.argmax(axis=1)
+        return [self._labels[i] for i in best], proba[np.arange(len(best)), best]
+
+
+def _as_matrix(X: np.ndarray, *, allow_empty: bool = False) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_texts, dim); got shape {X.shape}")
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError("X is empty; fit needs at least one example per label")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values; check the embedder output")
+    return X
+
+
+# --- example sets -------------------------------------------------------------------------------
+
+
+def _norm_text(text: str) -> str:
+    # Embedders in use lower-case their input, so texts differing only in case or spacing are
+    # the same example to the classifier.
+    return " ".join(text.split()).casefold()
+
+
+def _short(text: str, width: int = 50) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _numbers(indexes: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indexes[:5])
+    more = f", … ({len(indexes)} in all)" if len(indexes) > 5 else ""
+    return f"example{'s' if len(indexes) > 1 else ''} {shown}{more}"
+
+
+def validate_examples(
+    examples: list[tuple[str, str]], labels: list[str] | None, min_per_label: int
+) -> list[str]:
+    """Human-readable problems with an example set; empty when it is usable.
+
+    ``labels`` are the labels the step may output (``None``: whatever the examples use, at least
+    two). Examples are numbered from 1 in list order (for a CSV: the n-th data row). Checks: empty
+    texts, labels outside ``labels``, labels with fewer than ``min_per_label`` examples, and the
+    same text given conflicting labels.
+    """
+    problems: list[str] = []
+    allowed = list(labels) if labels is not None else None
+    counts: Counter[str] = Counter()
+    by_text: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for number, (text, label) in enumerate(examples, start=1):
+        if not text.strip():
+            problems.append(f"example {number}: text is empty")
+            continue
+        if allowed is not None and label not in allowed:
+            problems.append(f"example {number}: {_unknown_label(label, allowed)}")
+            continue
+        counts[label] += 1
+        by_text[_norm_text(text)][label].append(number)
+
+    wanted = allowed if allowed is not None else sorted(counts)
+    if allowed is None and len(wanted) < 2:
+        found = ", ".join(repr(k) for k in wanted) or "none"
+        problems.append(f"at least 2 distinct labels are needed; found {found}")
+    for label in wanted:
+        n = counts[label]
+        if n < min_per_label:
+            have = "no examples" if n == 0 else f"{n} example{'s' if n > 1 else ''}"
+            problems.append(
+                f"label '{label}' has {have}; at least {min_per_label} are needed (add {min_per_label - n})"
+            )
+
+    for seen in by_text.values():
+        if len(seen) > 1:
+            first = min(i for numbers in seen.values() for i in numbers)
+            text = _short(examples[first - 1][0])
+            parts = [f"'{label}' ({_numbers(numbers)})" for label, numbers in seen.items()]
+            problems.append(f"text '{text}' has conflicting labels: {' and '.join(parts)}")
+    return problems
+
+
+def _unknown_label(label: str, allowed: list[str]) -> str:
+    message = f"label '{label}' is not one of the labels ({', '.join(allowed)})"
+    close = difflib.get_close_matches(label, allowed, n=1)
+    if not close:
+        close = [a for a in allowed if a.casefold() == label.strip().casefold()]
+    return message + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def load_examples_csv(path: str | Path) -> list[tuple[str, str]]:
+    """Read ``(text, label)`` pairs from a UTF-8 CSV with a header naming ``text`` and ``label``.
+
+    Other columns are ignored. A ``;`` or tab separator is accepted when the header uses it
+    (spreadsheet exports). Raises :class:`~matcha.errors.PipelineError` listing every problem
+    with its line number.
+    """
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise PipelineError.single(
+            file, "examples file not found", "Check the path, or create a CSV with the header text,label"
+        ) from exc
+    except OSError as exc:
+        raise PipelineError.single(file, f"cannot read the examples file: {exc.strerror}") from exc
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PipelineError.single(
+            file, "the file is not UTF-8 text", "Save it as UTF-8 ('CSV UTF-8' in spreadsheets)", line=line
+        ) from exc
+    return _parse_examples(content, file)
+
+
+def _parse_examples(content: str, file: str) -> list[tuple[str, str]]:
+    header_line = content.split("\n", 1)[0]
+    delimiter = ","
+    if "," not in header_line:
+        delimiter = next((d for d in (";", "\t") if d in header_line), ",")
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    hint = "The first line must name the columns, for example: text,label"
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise PipelineError.single(file, "the examples file is empty", hint) from None
+    except csv.Error as exc:
+        raise PipelineError.single(file, f"not a valid CSV: {exc}", line=1) from exc
+    missing = [c for c in ("text", "label") if c not in header]
+    if missing:
+        found = ", ".join(h for h in header if h) or "nothing"
+        columns = " and no ".join(repr(c) for c in missing)
+        raise PipelineError.single(file, f"the header has no {columns} column (found: {found})", hint, line=1)
+    text_col, label_col = header.index("text"), header.index("label")
+    examples: list[tuple[str, str]] = []
+    issues: list[ConfigIssue] = []
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            label = row[label_col].strip() if label_col < len(row) else ""
+            if not label:
+                issues.append(
+                    ConfigIssue(file, reader.line_num, 0, "", "row has no label", "Fill in the label column")
+                )
+                continue
+            text = row[text_col].strip() if text_col < len(row) else ""
+            examples.append((text, label))
+    except csv.Error as exc:
+        issues.append(ConfigIssue(file, reader.line_num, 0, "", f"not a valid CSV: {exc}"))
+    if issues:
+        raise PipelineError(issues)
+    if not examples:
+        raise PipelineError.single(
+            file, "the examples file has a header but no examples", "Add rows such as: great product,positive"
+        )
+    return examples
+
+
+@functools.cache
+def _builtin(name: str) -> tuple[tuple[str, str], ...]:
+    resource = resources.files("matcha").joinpath(name)
+    return tuple(_parse_examples(resource.read_text(encoding="utf-8"), f"matcha/{name}"))
+
+
+def builtin_sentiment_examples() -> list[tuple[str, str]]:
+    """The built-in English + French sentiment examples (labels negative / neutral / positive).
+
+    Written for Matcha (not taken from any dataset): product, restaurant and hotel reviews,
+    customer-support messages, tweets, TV and film reviews, news-style posts and questions, in
+    standard, informal and lower-cased tokenised styles.
+    """
+    return list(_builtin(_BUILTIN_SENTIMENT))

@@ -1,0 +1,94 @@
+"""Shared fixtures: a throw-away project (connectors, data, scripts) and a CLI runner in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPTS = '''
+import json, os, time
+from pathlib import Path
+
+def _count(name, batch):
+    with open(os.environ["COUNTER_DIR"] + "/" + name, "a") as fh:
+        for rec in batch:
+            fh.write(rec["id"] + "\\n")
+
+def upper(batch):
+    _count("upper", batch)
+    for r in batch:
+        r["shout"] = r["text"].upper()
+    return batch
+
+def draft(batch):
+    _count("draft", batch)
+    for r in batch:
+        r["draft"] = "Reply to " + r["id"] + ": thanks for writing."
+    return batch
+
+def slow(batch):
+    _count("slow", batch)
+    marker = Path(os.environ["COUNTER_DIR"]) / "slow_started"
+    if not (Path(os.environ["COUNTER_DIR"]) / "no_sleep").exists() and marker.exists():
+        time.sleep(60)  # the test SIGKILLs the process here, in the middle of the step
+    marker.touch()
+    return batch
+
+def picky(batch):
+    for r in batch:
+        if "bad" in r["text"]:
+            raise ValueError("cannot handle " + r["id"])
+    return batch
+'''
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with a CSV source `messages`, a JSONL file publisher `outbox` and scripts."""
+    rows = "\n".join(f"m{i},message number {i}" for i in range(1, 7))
+    write(tmp_path / "data" / "messages.csv", "id,text\n" + rows + "\n")
+    write(tmp_path / "connectors" / "messages.yaml", "kind: csv\npath: data/messages.csv\n")
+    write(tmp_path / "connectors" / "outbox.yaml", "kind: file\npath: out/published.jsonl\nformat: jsonl\n")
+    write(tmp_path / "scripts" / "steps.py", SCRIPTS)
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    monkeypatch.setenv("COUNTER_DIR", str(counters))
+    monkeypatch.setenv("MATCHA_HOME", str(tmp_path / ".matcha"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(project: Path) -> Cli:
+    """Run `matcha ...` in a fresh Python process, in the project folder."""
+
+    def run(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "matcha", *args], cwd=project, capture_output=True, text=True,
+                              env={**os.environ, **(env or {})}, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"matcha {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def counter(project: Path, name: str) -> list[str]:
+    path = project / "counters" / name
+    return path.read_text().split() if path.exists() else []
