@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -11,8 +12,8 @@ import structlog
 from matcha.secrets import mask_obj
 
 
-def _mask(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return mask_obj(event)  # type: ignore[no-any-return]
+def _mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    return mask_obj(dict(event))  # type: ignore[no-any-return]
 
 
 def configure(fmt: str = "auto", level: str = "info") -> None:

@@ -86,7 +86,7 @@ class Runner:
             p = Path(path)
             if p.suffix.lower() == ".jsonl":
                 return JsonlSource("input", JsonlSource.Config(kind="jsonl", path=str(p)), base_dir=Path.cwd())
-            return CsvSource("input", CsvSource.Config(kind="csv", path=str(p)), base_dir=Path.cwd())
+            return CsvSource("input", CsvSource.Config(kind="csv", path=str(p), delimiter=","), base_dir=Path.cwd())
         spec = self.plan.spec.source
         if spec is None:
             raise ConnectorError("this pipeline has no `source:`; pass records (library) or --input FILE (CLI)")

@@ -43,7 +43,7 @@ def _check(node: ast.AST) -> None:
     elif isinstance(node, ast.Constant | ast.Name):
         return
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return
+        return  # negative numbers
     else:
         raise ConditionError(f"'{ast.unparse(node)}' is not allowed in a condition")
 

@@ -50,7 +50,9 @@ def load_connection(base_dir: Path, name: str) -> Connection:
         what = "the field 'kind' is missing" if kind is None else f"unknown connector kind '{kind}'"
         raise PipelineError([ConfigIssue(file, line, col, "kind", what, CONNECTORS.unknown_hint(str(kind or "")))])
     config, more = validate_model(cls.Config, data, located)
-    issues += more
+    # a field whose env variable is missing still holds '${env:...}'; its validation error is noise
+    unresolved = {i.path for i in issues}
+    issues += [i for i in more if i.path not in unresolved]
     if issues:
         raise PipelineError(issues)
     return Connection(name=name, file=path, cls=cls, config=config)

@@ -17,7 +17,7 @@ from matcha.spec.envrefs import resolve_env
 from matcha.spec.models import PipelineSpec, StepSpec
 from matcha.spec.validate import validate_model
 from matcha.spec.yamlload import Located, load_located
-from matcha.steps.base import STEPS, LoadContext, Step
+from matcha.steps.base import STEPS, LoadContext, StaticIssue, Step
 
 Record = dict[str, Any]
 
@@ -155,7 +155,13 @@ class _Builder:
         if ok:
             ctx = LoadContext(base_dir=self.base_dir, models=models,
                               connectors={n: c.config for n, c in conns.items()})
-            for si in step.check(ctx):
+            try:
+                found = step.check(ctx)
+            except (SyntaxError, UnicodeDecodeError, OSError) as exc:
+                # e.g. a script file that does not parse: a user mistake, never a traceback
+                found = [StaticIssue((), f"cannot check this step's files: {type(exc).__name__}: {exc}",
+                                     "Fix the file this step points to")]
+            for si in found:
                 self.issue(("steps", i, "with", *si.path), si.message, si.hint)
         return step
 
@@ -239,7 +245,8 @@ def load_plan(text: str, file: str, base_dir: Path) -> Plan:
                 conditions[s.id] = compile_condition(s.when)
             except ConditionError as exc:
                 b.issue(("steps", i, "when"), str(exc),
-                        "Write a condition such as \"label == 'negative'\" or \"score >= 0.5 and lang in ['fr', 'en']\"")
+                        "Write a condition such as \"label == 'negative'\" or "
+                        "\"score >= 0.5 and lang in ['fr', 'en']\"")
     needs = b.needs(spec, steps)
     b.fail_if_issues()
     b.gate(spec, needs, steps)

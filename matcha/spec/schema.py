@@ -33,10 +33,11 @@ def pipeline_schema() -> dict[str, Any]:
     step_def["allOf"] = conditions
     model_variants = []
     for name in PROVIDERS.names():
-        cls = PROVIDERS.get(name)
-        assert cls is not None
+        provider = PROVIDERS.get(name)
+        assert provider is not None
+        cfg_schema = _inline(provider.Config.model_json_schema(ref_template="#/$defs/{model}"), defs)
         model_variants.append({"if": {"properties": {"provider": {"const": name}}, "required": ["provider"]},
-                               "then": _inline(cls.Config.model_json_schema(ref_template="#/$defs/{model}"), defs)})
+                               "then": cfg_schema})
     root["properties"]["models"]["additionalProperties"] = {
         "type": "object", "required": ["provider"],
         "properties": {"provider": {"enum": PROVIDERS.names()}}, "allOf": model_variants,

@@ -37,6 +37,8 @@ def _message(err: dict[str, Any]) -> tuple[str, str]:
         expected = err.get("ctx", {}).get("expected", "")
         return (f"received invalid value {err.get('input')!r}", f"Valid values are: {expected}")
     msg = err["msg"]
+    if kind == "value_error":  # our own validators' text; pydantic's "Value error, " prefix is noise
+        msg = msg.removeprefix("Value error, ")
     if "input" in err and kind not in ("missing",) and not isinstance(err["input"], dict | list):
         msg = f"{msg} (got {err['input']!r})"
     return msg, _HINTS.get(kind, "")
@@ -52,7 +54,7 @@ def issues_from_validation(
         loc: tuple[str | int, ...] = tuple(alias.get(p, p) if isinstance(p, str) else p for p in err["loc"])
         # pydantic puts tagged-union / function-validator names in loc; drop non-data parts
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-        message, hint = _message(err)
+        message, hint = _message(dict(err))
         out.append(located.issue((*prefix, *loc), message, hint))
     return out
 

@@ -66,6 +66,16 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":  # e.g. !!python/object/apply:os.system [...]
+                line, col = _mark(node)
+                raise PipelineError.single(
+                    self.file,
+                    f"the tag '{node.tag}' is not allowed",
+                    "Pipeline files are data only: remove the tag and write a plain list",
+                    line=line,
+                    col=col,
+                    path=format_path(path),
+                )
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         return self._scalar(node, path)
 
@@ -105,10 +115,12 @@ class _Builder:
             if not isinstance(key, str | int | float | bool) or key is None:
                 line, col = _mark(key_node)
                 raise PipelineError.single(
-                    self.file, "mapping keys must be plain strings", "", line=line, col=col,
+                    self.file, "mapping keys must be plain strings",
+                    "Write the key as plain text followed by ':', e.g. `name:`", line=line, col=col,
                     path=format_path(path),
                 )
-            key = str(key)
+            # `yes:` / `on:` load as booleans in YAML 1.1; report the key as written, not as 'True'
+            key = key_node.value if isinstance(key, bool) else str(key)
             if key in out:
                 line, col = _mark(key_node)
                 raise PipelineError.single(
@@ -130,7 +142,9 @@ def load_located(text: str, file: str) -> Located:
     try:
         node = loader.get_single_node()
         if node is None:
-            raise PipelineError.single(file, "the file is empty", "Write a pipeline: see docs/pipeline-reference.md",
+            raise PipelineError.single(file, "the file is empty",
+                                       "Write its content: a pipeline needs `name:` and `steps:`, a connection "
+                                       "needs `kind:` (see docs/pipeline-reference.md)",
                                        line=1, col=1)
         builder = _Builder(loader, file)
         data = builder.build(node, ())
@@ -139,6 +153,12 @@ def load_located(text: str, file: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
+        # the context says what was open when parsing failed, e.g. where an unclosed quote started
+        context, cmark = exc.context, exc.context_mark
+        if exc.problem and context and problem.startswith("but "):
+            problem = f"{context}, {problem}"
+        elif exc.problem and context and cmark is not None and cmark is not mark:
+            problem = f"{problem} ({context} started at line {cmark.line + 1}, column {cmark.column + 1})"
         raise PipelineError.single(
             file,
             f"YAML syntax error: {problem}",

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from matcha.connectors.base import PublishItem
+from matcha.connectors.base import Publisher, PublishItem
 from matcha.runtime.batches import write_outcome
 from matcha.runtime.faults import crash_point
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
@@ -32,7 +32,7 @@ def sha256_text(text: str) -> str:
 @register_step("publish")
 class PublishStep(Step):
     Config = PublishConfig
-    references = {"connector": "connectors"}
+    references: ClassVar[dict[str, str]] = {"connector": "connectors"}
     connector_role = "publisher"
     publishes = True
 
@@ -43,6 +43,7 @@ class PublishStep(Step):
             for d in ctx.store.approvals(ctx.run_id, step_id):
                 decisions.setdefault(d["record_id"], []).append(d)
         publisher = ctx.connectors(self.config.connector)
+        assert isinstance(publisher, Publisher)
         done = ctx.store.done_ids(ctx.run_id, ctx.step_id)
         total = ctx.store.count_input(ctx.run_id, ctx.needs)
         progressed = len(done)

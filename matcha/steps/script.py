@@ -16,11 +16,22 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from matcha.steps.base import BatchOutcome, LoadContext, Record, StaticIssue, Step, StepConfig, StepContext, register_step
+from matcha.steps.base import (
+    BatchOutcome,
+    LoadContext,
+    Record,
+    StaticIssue,
+    Step,
+    StepConfig,
+    StepContext,
+    register_step,
+)
 
 
 class ScriptConfig(StepConfig):
-    function: str = Field(description="`package.module:function` or `path/to/file.py:function` (relative to the project root).")
+    function: str = Field(
+        description="`package.module:function` or `path/to/file.py:function` (relative to the project root)."
+    )
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments passed to the function.")
 
     @field_validator("function")

