@@ -21,7 +21,7 @@ def check(pipeline: Path = typer.Argument(..., help="Pipeline file."), as_json: 
 
     p = Pipeline.load(pipeline, home=_state["home"])
     plan = p._plan
-    results = check_models({name: plan.build_model(name) for name in plan.models})
+    results = check_models({name: plan.build_model(name) for name in plan.used_models()})
     if as_json:
         render.emit_json([asdict(r) for r in results])
     else:

@@ -52,9 +52,11 @@ def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
     """Parse and check ``text``; return a predicate over a record. Raises ConditionError."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        _check(tree)
     except SyntaxError as exc:
         raise ConditionError(f"invalid condition syntax: {exc.msg}") from exc
-    _check(tree)
+    except RecursionError as exc:  # e.g. thousands of `not`: a user mistake, not a crash
+        raise ConditionError("the condition is nested too deeply") from exc
 
     def ev(node: ast.AST, rec: dict[str, Any]) -> Any:
         if isinstance(node, ast.Constant):

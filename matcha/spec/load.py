@@ -21,6 +21,13 @@ from matcha.steps.base import STEPS, LoadContext, StaticIssue, Step
 
 Record = dict[str, Any]
 
+# Always defined, so model steps work with zero configuration on a fresh machine (offline bundles).
+# A pipeline replaces one by defining a model with the same name.
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {
+    "default-embedder": {"provider": "fastembed"},
+    "default-generator": {"provider": "llamacpp"},
+}
+
 
 @dataclass
 class PlannedStep:
@@ -48,6 +55,11 @@ class Plan:
 
     def needs_map(self) -> dict[str, list[str]]:
         return {sid: ps.needs for sid, ps in self.steps.items()}
+
+    def used_models(self) -> list[str]:
+        """Models named by steps, plus every model the file defines."""
+        names = {n for ps in self.steps.values() for n in ps.step.model_names()} | set(self.spec.models)
+        return sorted(names)
 
     def upstream(self, step_id: str) -> set[str]:
         return graph.upstream(self.needs_map(), step_id)
@@ -95,6 +107,11 @@ class _Builder:
 
     def models(self, spec: PipelineSpec) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        for name, raw in DEFAULT_MODELS.items():
+            if name not in spec.models:
+                cls = PROVIDERS.get(raw["provider"])
+                if cls is not None:
+                    out[name] = cls.Config.model_validate(raw)
         for name, raw in spec.models.items():
             path: tuple[str | int, ...] = ("models", name)
             provider = raw.get("provider") if isinstance(raw, dict) else None

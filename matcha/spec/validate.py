@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from matcha.errors import ConfigIssue
-from matcha.spec.yamlload import Located, Path_
+from matcha.spec.yamlload import Located, Path_, format_path
 
 _HINTS = {
     "missing": "Add this field",
@@ -65,4 +66,8 @@ def validate_model(
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, issues_from_validation(exc, located, prefix, alias={"with_": "with"})
+        issues = issues_from_validation(exc, located, prefix, alias={"with_": "with"})
+    # our own validators say what is wrong; the field's description says what is expected
+    described = {format_path((*prefix, n)): f.description for n, f in model.model_fields.items() if f.description}
+    return None, [replace(i, hint=f"Expected: {described[i.path]}") if not i.hint and i.path in described else i
+                  for i in issues]

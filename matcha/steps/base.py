@@ -100,6 +100,11 @@ class Step:
     def id(self) -> str:
         return self.spec.id
 
+    def model_names(self) -> list[str]:
+        """Names of the models this step uses (for preflight checks)."""
+        return [str(getattr(self.config, f)) for f, kind in self.references.items()
+                if kind == "models" and getattr(self.config, f, None)]
+
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
         """Extra load-time checks (files exist, examples valid...). Must not load models."""
         return []
@@ -125,6 +130,10 @@ STEPS: Registry[type[Step]] = Registry(
         "matcha.steps.approval",
         "matcha.steps.publish",
         "matcha.steps.transform",
+        "matcha.steps.embed",
+        "matcha.steps.classify",
+        "matcha.steps.sentiment",
+        "matcha.steps.generate",
     ],
 )
 

@@ -188,27 +188,30 @@ def test_embeddings_are_batched_sorted_and_normalised(httpx_mock: HTTPXMock) -> 
 
 
 @pytest.fixture(scope="module")
-def server(gemma_path: Path) -> Iterator[str]:
+def server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_path)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path_factory.mktemp("llama_server") / "server.log"
     base = f"http://127.0.0.1:{port}/v1"
+    # The log goes to a file: llama.cpp writes enough to fill (and block on) a pipe.
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+                pytest.fail(f"llama_cpp.server exited:\n{log.read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(f"{base}/models", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 90 s")
+                pytest.fail(f"llama_cpp.server did not answer within 90 s:\n{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.3)
         yield base
     finally:
@@ -218,8 +221,6 @@ def server(gemma_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def real(base: str, **overrides: Any) -> OpenAICompatProvider:

@@ -1,0 +1,162 @@
+"""``generate``: write text (or JSON) for each record with a self-hosted LLM.
+
+Prompts are Jinja2 templates over the record's fields, inline or in a file, rendered in a
+sandboxed environment (a template cannot reach Python internals) with undefined fields as errors.
+With ``schema`` the answer must be JSON valid against it: it is validated, retried, and the parsed
+object stored. ``concurrency`` bounds requests in flight (default 1: safe for a single Ollama with
+``OLLAMA_NUM_PARALLEL=1``). A record whose generation fails is quarantined with the reason
+(``on_error: quarantine``) or fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from matcha.models.base import Generator
+from matcha.steps.base import (
+    BatchOutcome,
+    LoadContext,
+    Record,
+    StaticIssue,
+    Step,
+    StepConfig,
+    StepContext,
+    register_step,
+)
+from matcha.steps.modelcalls import generate_cached
+
+DEFAULT_GENERATOR = "default-generator"
+
+
+class GenerateConfig(StepConfig):
+    model: str = Field(DEFAULT_GENERATOR, description="Name of a generation model under `models:`.")
+    prompt: str | None = Field(None, description="Inline Jinja2 template over record fields, e.g. 'Reply to: {{ text }}'.")
+    prompt_file: str | None = Field(None, description="Template file (relative to the project root).")
+    system: str | None = Field(None, description="Optional system prompt template (chat models).")
+    output: str = Field("draft", description="Field receiving the generated text (or parsed JSON).")
+    schema_: dict[str, Any] | None = Field(None, alias="schema",
+                                           description="JSON schema the answer must satisfy (structured output).")
+    max_tokens: int = Field(256, ge=1, le=32768, description="Upper bound on generated tokens.")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
+    concurrency: int = Field(1, ge=1, le=64, description="Requests in flight at once.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of an answer that fails the schema.")
+    strip: bool = Field(True, description="Strip surrounding whitespace from text answers.")
+    stop: list[str] = Field(default_factory=list,
+                            description="Cut text answers at the first of these strings (useful with base models).")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> GenerateConfig:
+        if (self.prompt is None) == (self.prompt_file is None):
+            raise ValueError("give exactly one of `prompt` (inline template) or `prompt_file`")
+        return self
+
+
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@register_step("generate")
+class GenerateStep(Step):
+    Config = GenerateConfig
+    references = {"model": "models"}  # noqa: RUF012 - class-level declaration
+    model_capability = "generate"
+
+    def _template_source(self, base_dir: Path) -> str:
+        if self.config.prompt is not None:
+            return str(self.config.prompt)
+        return (base_dir / self.config.prompt_file).read_text(encoding="utf-8")
+
+    def check(self, ctx: LoadContext) -> list[StaticIssue]:
+        from jinja2 import TemplateSyntaxError
+
+        where = ("prompt",) if self.config.prompt is not None else ("prompt_file",)
+        try:
+            source = self._template_source(ctx.base_dir)
+        except OSError as exc:
+            return [StaticIssue(where, f"cannot read prompt file: {exc.strerror}: {exc.filename}",
+                                "Paths are relative to the project root (the folder holding connectors/)")]
+        env = _environment()
+        issues = []
+        for path, text in ((where, source), (("system",), self.config.system)):
+            if text is None:
+                continue
+            try:
+                env.parse(text)
+            except TemplateSyntaxError as exc:
+                issues.append(StaticIssue(path, f"template error on template line {exc.lineno}: {exc.message}",
+                                          "Fix the Jinja2 syntax ({{ field }}, {% if %}...{% endif %})"))
+        if self.config.schema_ is not None:
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.config.schema_)
+            except jsonschema.SchemaError as exc:
+                issues.append(StaticIssue(("schema",), f"invalid JSON schema: {exc.message}", "Fix the schema"))
+        return issues
+
+    def warm_up(self, ctx: StepContext) -> None:
+        env = _environment()
+        self._prompt = env.from_string(self._template_source(ctx.base_dir))
+        self._system = env.from_string(self.config.system) if self.config.system else None
+        model = ctx.models(self.config.model)
+        assert isinstance(model, Generator)
+        self._model = model
+        self._validator = None
+        if self.config.schema_ is not None:
+            import jsonschema
+
+            self._validator = jsonschema.Draft202012Validator(self.config.schema_)
+
+    def _accept(self, text: str) -> str | None:
+        if self._validator is None:
+            return None if text.strip() else "empty answer"
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return f"not valid JSON: {text[:80]!r}"
+        error = next(iter(self._validator.iter_errors(value)), None)
+        return f"does not match the schema: {error.message}" if error else None
+
+    def _finish(self, text: str) -> str:
+        for stop in self.config.stop:
+            text = text.split(stop, 1)[0]
+        return text.strip() if self.config.strip else text
+
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        from jinja2 import UndefinedError
+
+        out = BatchOutcome()
+        ready: list[Record] = []
+        prompts: list[str] = []
+        systems: set[str | None] = set()
+        for rec in batch:
+            try:
+                prompts.append(self._prompt.render(**rec))
+                systems.add(self._system.render(**rec) if self._system else None)
+                ready.append(rec)
+            except UndefinedError as exc:
+                out.quarantined.append((rec, f"prompt template: {exc.message}"))
+        # one system prompt per batch keeps the cache key simple; per-record systems go one by one
+        if len(systems) > 1 and len(batch) > 1:
+            raise ValueError("system prompt differs between records")  # isolated record by record
+        results = generate_cached(
+            ctx, self._model, prompts, system=next(iter(systems), None), schema=self.config.schema_,
+            params={"max_tokens": self.config.max_tokens, "temperature": self.config.temperature},
+            concurrency=self.config.concurrency, accept=self._accept, retries=self.config.retries)
+        for rec, res in zip(ready, results, strict=True):
+            if isinstance(res, BaseException):
+                out.quarantined.append((rec, f"{type(res).__name__}: {res}"[:500]))
+            elif self.config.schema_ is not None:
+                rec[self.config.output] = json.loads(res)
+                out.out.append(rec)
+            else:
+                rec[self.config.output] = self._finish(res)
+                out.out.append(rec)
+        return out

@@ -1,0 +1,104 @@
+"""Model calls shared by the model steps, with the run-store cache that keeps us from paying twice.
+
+Embeddings are content-addressed by (model fingerprint, text) and stored once as float32 bytes;
+the ``embed`` step's vectors and the cache are the same rows, so a later ``classify`` on the same
+model and field finds them. Generations are keyed by (model fingerprint, prompt, system, schema,
+sampling parameters) and written the moment each one completes, so a run killed in the middle of
+a ``generate`` step makes no new call for the records already generated when it resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from matcha.models.base import Embedder, Generator
+from matcha.steps.base import StepContext
+
+
+def _key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def embedding_key(model: Embedder, text: str) -> str:
+    return "emb:" + _key(model.fingerprint, text)
+
+
+def embed_cached(ctx: StepContext, model: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Vectors for ``texts`` (one model call for all cache misses) and their store keys."""
+    keys = [embedding_key(model, t) for t in texts]
+    found = ctx.store.cache_get_many(list(dict.fromkeys(keys)))
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if missing:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        vectors = np.asarray(model.embed([first[k] for k in missing]), dtype=np.float32)
+        new = {k: vectors[i].tobytes() for i, k in enumerate(missing)}
+        ctx.store.cache_put_many(new)
+        found.update(new)
+    ctx.store.add_step_extra(ctx.run_id, ctx.step_id,
+                             {"cache_hits": len(keys) - len(missing), "computed": len(missing)})
+    if not keys:
+        return np.zeros((0, 0), dtype=np.float32), keys
+    return np.vstack([np.frombuffer(found[k], dtype=np.float32) for k in keys]), keys
+
+
+def generation_key(model: Generator, prompt: str, system: str | None, schema: dict[str, Any] | None,
+                   params: dict[str, Any]) -> str:
+    return "gen:" + _key(model.fingerprint, prompt, system or "", json.dumps(schema, sort_keys=True),
+                         json.dumps(params, sort_keys=True))
+
+
+Result = str | BaseException
+
+
+def generate_cached(ctx: StepContext, model: Generator, prompts: Sequence[str], *, system: str | None,
+                    schema: dict[str, Any] | None, params: dict[str, Any], concurrency: int,
+                    accept: Callable[[str], str | None] | None = None, retries: int = 0) -> list[Result]:
+    """Generate for every prompt with at most ``concurrency`` requests in flight.
+
+    ``accept(text)`` returns a problem description for an unusable answer (invalid JSON, label
+    outside the set...); such answers are retried up to ``retries`` times and are never cached.
+    Each result is a string or the exception that ended its attempts.
+    """
+    keys = [generation_key(model, p, system, schema, params) for p in prompts]
+    cached = ctx.store.cache_get_many(list(dict.fromkeys(keys)))
+    results: list[Result | None] = [cached[k].decode("utf-8") if k in cached else None for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    calls = 0
+
+    async def one(i: int, sem: asyncio.Semaphore) -> None:
+        nonlocal calls
+        problem = ""
+        for _attempt in range(retries + 1):
+            async with sem:
+                calls += 1
+                try:
+                    text = await model.agenerate(prompts[i], system=system, schema=schema, **params)
+                except Exception as exc:
+                    results[i] = exc
+                    return
+            problem = (accept(text) if accept else None) or ""
+            if not problem:
+                results[i] = text
+                ctx.store.cache_put_many({keys[i]: text.encode("utf-8")})
+                return
+        results[i] = ValueError(f"unusable model answer after {retries + 1} attempt(s): {problem}")
+
+    async def all_of() -> None:
+        sem = asyncio.Semaphore(max(1, concurrency))
+        jobs: list[Awaitable[None]] = [one(i, sem) for i in todo]
+        await asyncio.gather(*jobs)
+
+    if todo:
+        asyncio.run(all_of())
+    ctx.store.add_step_extra(ctx.run_id, ctx.step_id, {"cache_hits": len(keys) - len(todo), "model_calls": calls})
+    return [r if r is not None else RuntimeError("no result") for r in results]
