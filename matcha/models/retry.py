@@ -11,10 +11,11 @@ hint, when the predicate returns one, raises the delay to at least that value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -107,38 +108,60 @@ def schema_instruction(schema: dict[str, Any]) -> str:
 
 
 class PerLoop(Generic[C]):
-    """One async HTTP client per event loop.
+    """One async HTTP client per event loop, closed when that loop shuts down.
 
-    httpx async connections belong to the loop that opened them, and a provider may be used
-    from several loops over its life (``asyncio.run`` per job, tests). Clients of loops that
-    have closed are dropped; call :meth:`aclose` inside a loop or :meth:`close` outside one.
+    httpx async connections belong to the loop that opened them, and a provider is used from a
+    new loop for every ``asyncio.run`` (one per batch in the runtime). Creating a client costs
+    about 20 ms (TLS context), so each loop keeps one for all its calls. Closing relies on the
+    loop's async-generator shutdown: ``asyncio.run`` finalises every live async generator before
+    closing the loop, and a small guard generator closes the client in its ``finally``.
     """
 
     def __init__(self, factory: Callable[[], C], closer: Callable[[C], Coroutine[Any, Any, None]]):
         self._factory = factory
         self._closer = closer
-        self._clients: dict[asyncio.AbstractEventLoop, C] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[C, AsyncGenerator[None, None]]] = {}
+
+    async def _guard(self, client: C) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self._closer(client)
 
     def get(self) -> C:
+        """The client of the running loop (call from a coroutine)."""
         loop = asyncio.get_running_loop()
         for other in [lp for lp in self._clients if lp.is_closed()]:
             del self._clients[other]
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._factory()
-        return client
+        entry = self._clients.get(loop)
+        if entry is None:
+            client = self._factory()
+            guard = self._guard(client)
+            # First iteration registers the guard with the running loop; the body reaches its
+            # ``yield`` without awaiting, so this finishes synchronously.
+            with contextlib.suppress(StopIteration):
+                guard.__anext__().send(None)
+            entry = self._clients[loop] = (client, guard)
+        return entry[0]
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await self._closer(client)
+        """Close the running loop's client now, and any others that can be closed."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()
         self.close()
 
     def close(self) -> None:
-        for loop, client in list(self._clients.items()):
+        """Close clients from outside their loops (best effort for loops still running)."""
+        for loop, (_, guard) in list(self._clients.items()):
             del self._clients[loop]
-            if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(self._closer(client))
-            elif loop.is_running():  # possibly in another thread: schedule, do not wait
-                asyncio.run_coroutine_threadsafe(self._closer(client), loop)
+            if loop.is_closed():
+                continue  # asyncio.run closed the client on shutdown
+            if loop.is_running():  # possibly in another thread: schedule, do not wait
+                asyncio.run_coroutine_threadsafe(_finish(guard), loop)
+            else:
+                loop.run_until_complete(_finish(guard))
+
+
+async def _finish(guard: AsyncGenerator[None, None]) -> None:
+    await guard.aclose()

@@ -197,8 +197,17 @@ def test_usable_from_successive_event_loops(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=CHAT, json=chat_answer("one"))
     httpx_mock.add_response(url=CHAT, json=chat_answer("two"))
     provider = make()
-    assert asyncio.run(provider.agenerate("a")) == "one"
-    assert asyncio.run(provider.agenerate("b")) == "two"  # a new loop gets its own client
+    clients: list[Any] = []
+
+    async def go(prompt: str) -> str:
+        text = await provider.agenerate(prompt)
+        clients.append(provider._async.get())
+        return text
+
+    assert asyncio.run(go("a")) == "one"
+    assert asyncio.run(go("b")) == "two"  # a new loop gets its own client...
+    assert clients[0] is not clients[1]
+    assert all(c._client.is_closed for c in clients)  # ...closed when asyncio.run ends
     provider.close()
 
 

@@ -32,7 +32,7 @@ GATE = "  - id: review\n    type: approval\n  - id: out\n    type: publish\n    
 
 
 def publish_to(connector: str) -> str:
-    return HEAD + f"  - id: review\n    type: approval\n  - id: out\n    type: publish\n    with: {{connector: {connector}}}\n"
+    return HEAD + GATE.replace("connector: outbox", f"connector: {connector}")
 
 
 def case(id_: str, text: str, line: int, col: int, path: str, expect: str, *, file: str = PIPELINE,
@@ -164,7 +164,8 @@ CASES = [
     case("step-unknown-model",
          HEAD + "  - id: a\n    type: generate\n    with: {model: gpt, prompt: 'Reply to {{ text }}'}\n" + GATE,
          6, 12, "steps[0].with.model", r"unknown model 'gpt'.*Define it under `models:` \(defined models: "),
-    case("step-model-lacks-capability", HEAD + "  - id: a\n    type: embed\n    with: {model: default-generator}\n" + GATE,
+    case("step-model-lacks-capability",
+         HEAD + "  - id: a\n    type: embed\n    with: {model: default-generator}\n" + GATE,
          6, 12, "steps[0].with.model",
          r"model 'default-generator' \(provider llamacpp\) cannot embed.*supports 'embed'"),
     # --- conditions ------------------------------------------------------------------------------
@@ -179,7 +180,8 @@ CASES = [
          HEAD + "  - id: a\n    type: script\n    when: \"" + "not " * 5000 + "x\"\n"
          "    with: {function: 'scripts/s.py:f'}\n" + GATE,
          6, 5, "steps[0].when", r"nested too deeply"),
-    case("filter-condition-attribute", HEAD + "  - id: a\n    type: filter\n    with: {condition: \"x.y == 1\"}\n" + GATE,
+    case("filter-condition-attribute",
+         HEAD + "  - id: a\n    type: filter\n    with: {condition: \"x.y == 1\"}\n" + GATE,
          6, 12, "steps[0].with.condition", r"'x\.y' is not allowed in a condition"),
     # --- scripts ---------------------------------------------------------------------------------
     case("script-file-missing", HEAD + SCRIPT.replace("s.py", "nope.py") + GATE,
