@@ -255,7 +255,7 @@ def test_cli_validate_reports_issue_without_traceback(
     file: str, extra: dict[str, str],
 ) -> None:
     write_pipeline(text, extra)
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "MATCHA_TEST_UNSET_URL")}
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
     env.update(NO_COLOR="1", PYTHONIOENCODING="utf-8")
     proc = subprocess.run([sys.executable, "-m", "matcha", "validate", PIPELINE], cwd=project, env=env,
                           capture_output=True, text=True, encoding="utf-8", timeout=120)
@@ -269,7 +269,7 @@ def test_cli_validate_reports_issue_without_traceback(
 
 @pytest.mark.parametrize(ARGS, CASES)
 def test_cli_runner_exits_1_without_traceback(
-    write_pipeline: Callable[..., Path], text: str, line: int, col: int, path: str, expect: str,
+    write_pipeline: Callable[..., Path], project: Path, text: str, line: int, col: int, path: str, expect: str,
     file: str, extra: dict[str, str],
 ) -> None:
     pipeline = write_pipeline(text, extra)
@@ -277,7 +277,9 @@ def test_cli_runner_exits_1_without_traceback(
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    assert f":{line}:{col}:" + (f" {path}:" if path else "") in result.stderr, result.stderr
+    shown = str(pipeline) if file == PIPELINE else str((project / file).resolve())
+    assert f"{shown}:{line}:{col}:" + (f" {path}:" if path else "") in result.stderr, result.stderr
+    assert re.search(expect, result.stderr), result.stderr
 
 
 @pytest.mark.xfail(strict=True, reason="matcha/cli/render.py error() prints messages as rich markup, so user "
