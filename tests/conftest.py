@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import Cli, write
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,12 +49,6 @@ def picky(batch):
 '''
 
 
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder with a CSV source `messages`, a JSONL file publisher `outbox` and scripts."""
@@ -72,9 +65,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-Cli = Callable[..., subprocess.CompletedProcess[str]]
-
-
 @pytest.fixture
 def cli(project: Path) -> Cli:
     """Run `matcha ...` in a fresh Python process, in the project folder."""
@@ -87,8 +77,3 @@ def cli(project: Path) -> Cli:
         return proc
 
     return run
-
-
-def counter(project: Path, name: str) -> list[str]:
-    path = project / "counters" / name
-    return path.read_text().split() if path.exists() else []

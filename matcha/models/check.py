@@ -65,17 +65,13 @@ async def _check_one(name: str, provider: Provider, use: Use) -> CheckResult:
     return result
 
 
-async def acheck_models(
-    providers: Mapping[str, Provider], uses: Mapping[str, Use] | None = None
-) -> list[CheckResult]:
+async def acheck_models(providers: Mapping[str, Provider], uses: Mapping[str, Use] | None = None) -> list[CheckResult]:
     """Check each provider in turn; ``uses`` says which capability to test per model name
     (default: generation when the provider can generate, else embedding)."""
     uses = uses or {}
     return [await _check_one(name, p, _use(p, uses.get(name))) for name, p in providers.items()]
 
 
-def check_models(
-    providers: Mapping[str, Provider], uses: Mapping[str, Use] | None = None
-) -> list[CheckResult]:
+def check_models(providers: Mapping[str, Provider], uses: Mapping[str, Use] | None = None) -> list[CheckResult]:
     """Blocking wrapper of :func:`acheck_models` (call it outside an event loop)."""
     return asyncio.run(acheck_models(providers, uses))

@@ -153,9 +153,7 @@ class LlamaCppProvider(Generator):
         except ModelError:
             raise
         except ValueError as exc:  # llama.cpp raises ValueError for a prompt longer than n_ctx
-            raise ModelError(
-                f"llama.cpp generation failed: {exc}. Shorten the prompt or raise n_ctx"
-            ) from exc
+            raise ModelError(f"llama.cpp generation failed: {exc}. Shorten the prompt or raise n_ctx") from exc
         except Exception as exc:
             raise ModelError(f"llama.cpp generation failed: {exc}") from exc
 

@@ -89,9 +89,7 @@ class OllamaProvider(Embedder, Generator):
         try:
             import ollama
         except ImportError as exc:
-            raise ModelUnavailable(
-                "The 'ollama' client package is not installed", "pip install ollama"
-            ) from exc
+            raise ModelUnavailable("The 'ollama' client package is not installed", "pip install ollama") from exc
         return ollama
 
     def _new_async_client(self) -> Any:
@@ -110,14 +108,10 @@ class OllamaProvider(Embedder, Generator):
         if isinstance(exc, ollama.ResponseError):
             detail = mask(str(exc.error))
             if exc.status_code == 404:
-                return ModelUnavailable(
-                    f"Ollama at {host} has no model '{model}' ({detail})", f"ollama pull {model}"
-                )
+                return ModelUnavailable(f"Ollama at {host} has no model '{model}' ({detail})", f"ollama pull {model}")
             return ModelError(f"Ollama {what} failed with HTTP {exc.status_code}: {detail}")
         if isinstance(exc, ConnectionError | httpx.ConnectError):
-            return ModelUnavailable(
-                f"Cannot connect to Ollama at {host}", "start Ollama (`ollama serve`) or fix host"
-            )
+            return ModelUnavailable(f"Cannot connect to Ollama at {host}", "start Ollama (`ollama serve`) or fix host")
         if isinstance(exc, httpx.TimeoutException):
             return ModelError(
                 f"Ollama {what} timed out after {self.config.timeout:g}s. "
@@ -183,9 +177,7 @@ class OllamaProvider(Embedder, Generator):
         parts: list[np.ndarray] = []
         for start in range(0, len(texts), size):
             batch = list(texts[start : start + size])
-            call = partial(
-                client.embed, model=self.config.model, input=batch, keep_alive=self.config.keep_alive
-            )
+            call = partial(client.embed, model=self.config.model, input=batch, keep_alive=self.config.keep_alive)
             response = self._call(call, "embedding")
             vectors = np.asarray(response.embeddings, dtype=np.float32)
             if vectors.shape[0] != len(batch):

@@ -84,9 +84,7 @@ def _should_retry(exc: BaseException) -> RetryDecision:
 
 def _check(resp: httpx.Response) -> Any:
     if resp.status_code >= 400:
-        raise _StatusError(
-            resp.status_code, resp.text[:500], retry_after_seconds(resp.headers.get("retry-after"))
-        )
+        raise _StatusError(resp.status_code, resp.text[:500], retry_after_seconds(resp.headers.get("retry-after")))
     return resp.json()
 
 
@@ -145,9 +143,7 @@ class OpenAICompatProvider(Embedder, Generator):
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._sync is None:
-                self._sync = httpx.Client(
-                    base_url=self._base, headers=self._headers(), timeout=self.config.timeout
-                )
+                self._sync = httpx.Client(base_url=self._base, headers=self._headers(), timeout=self.config.timeout)
             return self._sync
 
     def _translate(self, exc: Exception, what: str) -> ModelError:
@@ -181,9 +177,7 @@ class OpenAICompatProvider(Embedder, Generator):
         except Exception as exc:
             raise self._translate(exc, "listing models") from exc
 
-    def _body(
-        self, prompt: str, system: str | None, max_tokens: int | None, temperature: float | None
-    ) -> dict:
+    def _body(self, prompt: str, system: str | None, max_tokens: int | None, temperature: float | None) -> dict:
         body: dict[str, Any] = {
             "model": self.config.model,
             "max_tokens": max_tokens if max_tokens is not None else self.config.max_tokens,
@@ -269,9 +263,7 @@ class OpenAICompatProvider(Embedder, Generator):
         except Exception as exc:
             raise self._translate(exc, "embedding") from exc
         if vectors.shape[0] != len(batch):
-            raise ModelError(
-                f"{mask(self._base)} returned {vectors.shape[0]} embeddings for {len(batch)} texts"
-            )
+            raise ModelError(f"{mask(self._base)} returned {vectors.shape[0]} embeddings for {len(batch)} texts")
         return vectors
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -20,6 +20,9 @@ _CMP: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 _NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
 
+_MISSING = object()
+
+
 class ConditionError(ValueError):
     pass
 
@@ -62,19 +65,26 @@ def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
-            return _NAMES[node.id] if node.id in _NAMES else rec.get(node.id)
+            return _NAMES[node.id] if node.id in _NAMES else rec.get(node.id, _MISSING)
         if isinstance(node, ast.List | ast.Tuple):
-            return [ev(e, rec) for e in node.elts]
+            return [None if (v := ev(e, rec)) is _MISSING else v for e in node.elts]
         if isinstance(node, ast.UnaryOp):
             val = ev(node.operand, rec)
+            if val is _MISSING:
+                val = None
             return (not val) if isinstance(node.op, ast.Not) else -val
         if isinstance(node, ast.BoolOp):
-            vals = (ev(v, rec) for v in node.values)
+            vals = (None if (v := ev(n, rec)) is _MISSING else v for n in node.values)
             return all(vals) if isinstance(node.op, ast.And) else any(vals)
         assert isinstance(node, ast.Compare)
         left = ev(node.left, rec)
         for op, comp in zip(node.ops, node.comparators, strict=True):
             right = ev(comp, rec)
+            if left is _MISSING or right is _MISSING:
+                # a comparison with a field the record lacks never holds (`x == null` aside)
+                if not (isinstance(op, ast.Eq) and None in (left, right)):
+                    return False
+                left = right = None
             try:
                 if not _CMP[type(op)](left, right):
                     return False
@@ -84,4 +94,4 @@ def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
         return True
 
     body = tree.body
-    return lambda rec: bool(ev(body, rec))
+    return lambda rec: (v := ev(body, rec)) is not _MISSING and bool(v)

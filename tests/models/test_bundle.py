@@ -1,5 +1,8 @@
 """The offline model bundles: assembly, hash verification, idempotence, concurrency."""
 
+# Fixtures come from model_fixtures (see there why not conftest): arguments re-use their names.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_fixtures import gemma_path, tmp_cache  # noqa: F401
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle

@@ -1,5 +1,8 @@
 """The fastembed provider with the REAL offline bundle (all-MiniLM-L6-v2, ONNX int8)."""
 
+# Fixtures come from model_fixtures (see there why not conftest): arguments re-use their names.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import shutil
@@ -10,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from model_fixtures import tmp_cache  # noqa: F401
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle

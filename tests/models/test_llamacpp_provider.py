@@ -1,5 +1,8 @@
 """The in-process llama.cpp provider with the REAL Gemma 3 270M bundle (a base model)."""
 
+# Fixtures come from model_fixtures (see there why not conftest): arguments re-use their names.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_fixtures import gemma_path, sentiment_schema  # noqa: F401
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle

@@ -1,6 +1,9 @@
 """The Ollama provider against its documented HTTP API (mocked with pytest-httpx), plus an opt-in
 live test: ``MATCHA_OLLAMA_URL=http://host:11434 MATCHA_OLLAMA_MODEL=llama3.2 pytest -m live``."""
 
+# Fixtures come from model_fixtures (see there why not conftest): arguments re-use their names.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from model_fixtures import sentiment_schema  # noqa: F401
 from pytest_httpx import HTTPXMock
 
 from matcha.errors import ModelError, ModelUnavailable

@@ -1,6 +1,9 @@
 """The OpenAI-compatible provider: mocked HTTP for error handling, a REAL llama_cpp.server for the
 happy paths (completion, chat, JSON schema)."""
 
+# Fixtures come from model_fixtures (see there why not conftest): arguments re-use their names.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from model_fixtures import gemma_path, sentiment_schema  # noqa: F401
 from pytest_httpx import HTTPXMock
 
 from matcha.errors import ModelError, ModelUnavailable

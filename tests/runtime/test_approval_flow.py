@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Cli, write
+from support import Cli, write
 
 pytestmark = pytest.mark.integration
 

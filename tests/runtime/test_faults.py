@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cli, counter, write
+from support import Cli, counter, write
 from test_approval_flow import published
 
 pytestmark = pytest.mark.integration

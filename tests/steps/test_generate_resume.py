@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Cli, write
+from support import Cli, write
 
 pytestmark = pytest.mark.integration
 

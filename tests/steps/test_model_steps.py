@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write
+from support import write
 
 from matcha import Pipeline, PipelineError
 

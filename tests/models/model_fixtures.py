@@ -1,4 +1,7 @@
-"""Fixtures for the model provider tests.
+"""Fixtures for the model provider tests, imported by name from the test modules.
+
+Not a ``conftest.py``: other test packages do ``from support import ...``, and a second
+``conftest`` module here would shadow theirs in ``sys.modules``.
 
 Real-model tests use the bundles under the normal cache (``~/.cache/matcha`` or
 ``$MATCHA_CACHE_DIR``), which is what ``matcha models fetch`` fills; tests that corrupt files
