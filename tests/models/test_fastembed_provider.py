@@ -106,7 +106,7 @@ def test_corrupted_bundle_is_rejected(tmp_cache: Path, tmp_path: Path, monkeypat
     shutil.copyfile(onnx, bad)
     with bad.open("r+b") as fh:
         fh.write(b"corrupt")
-    monkeypatch.setattr(bundle, "_embed_sources", lambda: (bad, tokenizer_zip))
+    monkeypatch.setattr(bundle, "_embed_sources", lambda download=False: (bad, tokenizer_zip))
     with pytest.raises(ModelUnavailable, match="sha256"):
         FastEmbedProvider("embed", FastEmbedConfig()).load()
 
