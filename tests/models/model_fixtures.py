@@ -11,7 +11,6 @@ point ``MATCHA_CACHE_DIR`` at a temporary directory instead.
 from __future__ import annotations
 
 import shutil
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
