@@ -304,6 +304,12 @@ class Run:
                 rec["id"] = rid
                 yield rec
 
+    def export(self, path: str | Path, format: str = "jsonl", step: str | None = None) -> int:
+        """Write every record (see :meth:`records`) to ``path`` as ``jsonl`` or ``csv``; returns the count."""
+        from matcha.runtime.export import export_records
+
+        return export_records(self.records(step), format, Path(path))
+
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.pipeline} {self.status}>"
 

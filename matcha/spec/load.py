@@ -86,6 +86,7 @@ class _Builder:
         self.located = located
         self.base_dir = base_dir
         self.issues: list[ConfigIssue] = []
+        self.bad_models: set[str] = set()  # defined but invalid: already reported
 
     def issue(self, path: tuple[str | int, ...], message: str, hint: str = "") -> None:
         self.issues.append(self.located.issue(path, message, hint))
@@ -108,22 +109,41 @@ class _Builder:
     def models(self, spec: PipelineSpec) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, raw in DEFAULT_MODELS.items():
-            if name not in spec.models:
-                cls = PROVIDERS.get(raw["provider"])
-                if cls is not None:
-                    out[name] = cls.Config.model_validate(raw)
-        for name, raw in spec.models.items():
+            cls = PROVIDERS.get(raw["provider"])
+            if cls is not None:
+                out[name] = cls.Config.model_validate(raw)
+        shared = self.base_dir / "models.yaml"
+        if shared.is_file():
+            out.update(self._model_entries(load_located(shared.read_text(encoding="utf-8"), str(shared))))
+        out.update(self._model_entries(self.located, spec.models))
+        return out
+
+    def _model_entries(self, located: Located, entries: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate ``models:`` entries of the pipeline or of the shared ``models.yaml``."""
+        if entries is None:
+            data = resolve_env(located, self.issues)
+            entries = data.get("models") if isinstance(data, dict) else None
+            if not isinstance(entries, dict):
+                self.issues.append(located.issue((), "a shared models file holds a `models:` mapping",
+                                                 "Write models: {name: {provider: ..., model: ...}}"))
+                return {}
+        out: dict[str, Any] = {}
+        for name, raw in entries.items():
             path: tuple[str | int, ...] = ("models", name)
             provider = raw.get("provider") if isinstance(raw, dict) else None
             cls = PROVIDERS.get(str(provider)) if provider else None
             if cls is None:
                 what = "the field 'provider' is missing" if not provider else f"unknown model provider '{provider}'"
-                self.issue((*path, "provider"), what, PROVIDERS.unknown_hint(str(provider or "")))
+                hint = PROVIDERS.unknown_hint(str(provider or ""))
+                self.issues.append(located.issue((*path, "provider"), what, hint))
+                self.bad_models.add(name)
                 continue
-            cfg, more = validate_model(cls.Config, raw, self.located, path)
+            cfg, more = validate_model(cls.Config, raw, located, path)
             self.issues += more
             if cfg is not None:
                 out[name] = cfg
+            else:
+                self.bad_models.add(name)
         return out
 
     def connection(self, name: str, path: tuple[str | int, ...], role: str,
@@ -184,7 +204,7 @@ class _Builder:
 
     def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step]) -> bool:
         if ref not in models:
-            if ref not in self.located.data.get("models", {}):
+            if ref not in self.bad_models:
                 names = ", ".join(models) or "none"
                 self.issue(path, f"unknown model '{ref}'",
                            f"Define it under `models:` (defined models: {names})")
