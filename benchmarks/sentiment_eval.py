@@ -14,6 +14,7 @@ is what a step configured with only those labels would get.
 same classifier trained on the dev set itself.
 
     .venv/bin/python benchmarks/sentiment_eval.py [--data-dir DIR] [--examples CSV] [--C 1.0]
+        [--split-over 150] [--no-normalise]
 
 The datasets are not part of the repository (see docs/sentiment-quality.md for how to get them).
 """
@@ -32,7 +33,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from matcha.ml import SENTIMENT_LABELS, FewShotClassifier, builtin_sentiment_examples, load_examples_csv
+from matcha.ml import (
+    SENTIMENT_LABELS,
+    FewShotClassifier,
+    builtin_sentiment_examples,
+    embed_pooled,
+    load_examples_csv,
+)
 from matcha.models.fastembed_provider import FastEmbedProvider
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder of <set>/dev.csv")
     parser.add_argument("--examples", type=Path, help="examples CSV (default: the built-in set)")
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the classifier")
+    parser.add_argument("--split-over", type=int, default=150, help="average sentence vectors of longer texts (0: off)")
+    parser.add_argument("--no-normalise", action="store_true", help="keep @handles and links as they are")
     args = parser.parse_args(argv)
 
     sets = sorted(args.data_dir.glob("*/dev.csv"))
@@ -125,19 +134,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     examples = load_examples_csv(args.examples) if args.examples else builtin_sentiment_examples()
     embedder = FastEmbedProvider("embedder", FastEmbedProvider.Config(provider="fastembed"))
+
+    def embed(texts: list[str]) -> np.ndarray:
+        # The same preparation for examples and dev texts, as the sentiment step does.
+        return embed_pooled(embedder.embed, texts, split_over=args.split_over, normalise=not args.no_normalise)
+
     started = time.perf_counter()
-    clf = FewShotClassifier(C=args.C).fit(
-        embedder.embed([t for t, _ in examples]), [label for _, label in examples]
-    )
+    clf = FewShotClassifier(C=args.C).fit(embed([t for t, _ in examples]), [label for _, label in examples])
     counts = Counter(label for _, label in examples)
+    source = args.examples or "built-in"
     print(
-        f"classifier: {len(examples)} built-in examples {dict(sorted(counts.items()))}, C={args.C}, "
-        f"calibrated={clf.calibrated}; embedder: {embedder.model_id} (offline int8 bundle)\n"
+        f"classifier: {len(examples)} examples ({source}) {dict(sorted(counts.items()))}, C={args.C}, "
+        f"calibrated={clf.calibrated}\nembedder: {embedder.model_id} (offline int8 bundle); "
+        f"split_over={args.split_over}, normalise={not args.no_normalise}\n"
     )
     results = []
     for path in sets:
         texts, labels = read_dev(path)
-        results.append(evaluate(path.parent.name, embedder.embed(texts), labels, clf, args.C))
+        results.append(evaluate(path.parent.name, embed(texts), labels, clf, args.C))
     print_table(results)
     print(f"\n{sum(r.n for r in results)} texts in {time.perf_counter() - started:.0f} s")
     return 0

@@ -14,6 +14,8 @@ from rich.table import Table
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:  # piped or captured: rich would assume 80 columns and wrap table cells
+    out.width = 200
 
 
 def emit_json(obj: Any) -> None:

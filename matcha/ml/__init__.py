@@ -4,7 +4,10 @@ from matcha.ml.fewshot import (
     SENTIMENT_LABELS,
     FewShotClassifier,
     builtin_sentiment_examples,
+    embed_pooled,
     load_examples_csv,
+    normalise_text,
+    split_sentences,
     validate_examples,
 )
 
@@ -12,6 +15,9 @@ __all__ = [
     "SENTIMENT_LABELS",
     "FewShotClassifier",
     "builtin_sentiment_examples",
+    "embed_pooled",
     "load_examples_csv",
+    "normalise_text",
+    "split_sentences",
     "validate_examples",
 ]

@@ -149,22 +149,34 @@ def _as_matrix(X: np.ndarray, *, allow_empty: bool = False) -> np.ndarray:
     return X
 
 
-# --- long texts ---------------------------------------------------------------------------------
+# --- preparing texts for the embedder ----------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_MENTION = re.compile(r"(?<!\w)@\w+")
+
+
+def normalise_text(text: str) -> str:
+    """Mask what carries no sentiment but varies a lot: links become ``http``, @handles ``@user``.
+
+    Brand handles (``@united``) and link slugs otherwise pull a tweet towards whatever examples
+    share them; the masks are the conventions of public tweet corpora. Whitespace is collapsed.
+    Case is left alone (the embedders in use lower-case on their own).
+    """
+    return " ".join(_MENTION.sub("@user", _URL.sub("http", text)).split())
 
 
 def split_sentences(text: str, *, split_over: int = 150, min_chars: int = 40) -> list[str]:
     """``[text]`` if it is at most ``split_over`` characters, else its sentences.
 
-    Sentences shorter than ``min_chars`` are merged into the previous one, so "Bof ." or a stray
-    "!" do not get a vote of their own. Works on tokenised text ("c' est nul .") as well.
+    A sentence shorter than ``min_chars`` is joined to its neighbour, so "Bof ." or a stray "!"
+    does not get a vote of its own. Works on tokenised text ("c' est nul .") as well.
     """
     if len(text) <= split_over:
         return [text]
     parts: list[str] = []
     for part in _SENTENCE_END.split(text.strip()):
-        if parts and len(parts[-1]) < min_chars:
+        if parts and (len(part) < min_chars or len(parts[-1]) < min_chars):
             parts[-1] = f"{parts[-1]} {part}"
         else:
             parts.append(part)
@@ -172,26 +184,33 @@ def split_sentences(text: str, *, split_over: int = 150, min_chars: int = 40) ->
 
 
 def embed_pooled(
-    embed: Callable[[Sequence[str]], np.ndarray], texts: Sequence[str], *, split_over: int = 150
+    embed: Callable[[Sequence[str]], np.ndarray],
+    texts: Sequence[str],
+    *,
+    split_over: int = 150,
+    normalise: bool = True,
 ) -> np.ndarray:
-    """Embed ``texts`` with ``embed``, averaging sentence vectors for texts over ``split_over`` chars.
+    """Embed texts for :class:`FewShotClassifier`: one L2-normalised row per text.
 
-    Mean-pooled sentence embedders dilute a verdict spread over a long review, and models such as
-    all-MiniLM-L6-v2 were trained on short inputs; averaging one vector per sentence keeps long
-    reviews close to the short examples the classifier learnt from (+0.05 macro-F1 on French TV
-    reviews, no change on short texts). All pieces go to ``embed`` in one call; rows come back
-    L2-normalised, one per text.
+    Use it for the examples and for the texts to classify alike. Each text goes through
+    :func:`normalise_text` (unless ``normalise=False``); a text longer than ``split_over``
+    characters (0: never) is split into sentences whose vectors are averaged. Mean-pooled sentence
+    embedders dilute a verdict spread over a long review, and all-MiniLM-L6-v2 was trained on short
+    inputs, so one vector per sentence keeps long reviews close to the short examples (+0.05
+    macro-F1 on long French TV reviews, no change on short texts). All pieces go to ``embed`` in
+    one call.
     """
     pieces: list[str] = []
     owner: list[int] = []
     for i, text in enumerate(texts):
-        parts = split_sentences(text, split_over=split_over)
+        text = normalise_text(text) if normalise else text
+        parts = split_sentences(text, split_over=split_over) if split_over > 0 else [text]
         pieces.extend(parts)
         owner.extend([i] * len(parts))
     vectors = np.asarray(embed(pieces), dtype=np.float32)
-    if vectors.shape[0] != len(pieces):
-        raise ValueError(f"embed returned {vectors.shape[0]} vectors for {len(pieces)} texts")
-    pooled = np.zeros((len(texts), vectors.shape[1] if vectors.ndim == 2 else 0), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(pieces):
+        raise ValueError(f"embed returned an array of shape {vectors.shape} for {len(pieces)} texts")
+    pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     np.add.at(pooled, np.asarray(owner, dtype=np.intp), vectors)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
     return pooled / np.maximum(norms, 1e-12)
