@@ -36,14 +36,17 @@ def raw(texts: list[str], batch_size: int) -> float:
 
 def matcha(texts: list[str], batch_size: int) -> float:
     records = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
-    pipeline = Pipeline.from_yaml(f"""
+    pipeline = Pipeline.from_yaml(
+        f"""
 name: bench
 settings: {{batch_size: {batch_size}}}
 models:
   default-embedder: {{provider: fastembed, batch_size: {batch_size}}}
 steps:
   - {{id: embed, type: embed}}
-""", home=tempfile.mkdtemp(prefix="matcha-bench-"))
+""",
+        home=tempfile.mkdtemp(prefix="matcha-bench-"),
+    )
     start = time.perf_counter()
     run = pipeline.run(records=records)
     elapsed = time.perf_counter() - start

@@ -16,6 +16,16 @@ def _mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[
     return mask_obj(dict(event))  # type: ignore[no-any-return]
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (test runners and embedding apps swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: str = "auto", level: str = "info") -> None:
     """``fmt``: ``console``, ``json`` or ``auto`` (console on a terminal, else JSON)."""
     if fmt == "auto":
@@ -31,7 +41,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

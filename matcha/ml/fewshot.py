@@ -210,6 +210,8 @@ def embed_pooled(
     vectors = np.asarray(embed(pieces), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(pieces):
         raise ValueError(f"embed returned an array of shape {vectors.shape} for {len(pieces)} texts")
+    # Normalise each piece first so that every sentence weighs the same whatever the embedder.
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     np.add.at(pooled, np.asarray(owner, dtype=np.intp), vectors)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -267,7 +269,7 @@ def validate_examples(examples: list[tuple[str, str]], labels: list[str] | None,
         if n < min_per_label:
             have = "no examples" if n == 0 else f"{n} example{'s' if n > 1 else ''}"
             problems.append(
-                f"label '{label}' has {have}; at least {min_per_label} are needed (add {min_per_label - n})"
+                f"label '{label}' has {have}; it needs at least {min_per_label} (add {min_per_label - n} more)"
             )
 
     for seen in by_text.values():
