@@ -52,6 +52,7 @@ class Result:
     n: int
     present: list[str]
     f1: float
+    f1_ci: tuple[float, float]
     f1_restricted: float | None
     accuracy: float
     mean_score: float
@@ -74,6 +75,18 @@ def cross_validated_f1(X: np.ndarray, y: list[str], C: float) -> float:
     return float(f1_score(labels, pred, average="macro"))
 
 
+def bootstrap_ci(y: list[str], pred: list[str], labels: list[str], rounds: int = 1000) -> tuple[float, float]:
+    """95% percentile interval of macro-F1 over resampled dev sets (how much the set size allows)."""
+    rng = np.random.default_rng(0)
+    y_arr, pred_arr = np.asarray(y, dtype=object), np.asarray(pred, dtype=object)
+    scores = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        scores.append(f1_score(y_arr[idx], pred_arr[idx], labels=labels, average="macro", zero_division=0))
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def evaluate(name: str, X: np.ndarray, y: list[str], clf: FewShotClassifier, C: float) -> Result:
     present = sorted(set(y))
     proba = clf.predict_proba(X)
@@ -89,6 +102,7 @@ def evaluate(name: str, X: np.ndarray, y: list[str], clf: FewShotClassifier, C: 
         n=len(y),
         present=present,
         f1=f1,
+        f1_ci=bootstrap_ci(y, pred, present),
         f1_restricted=restricted,
         accuracy=float(accuracy_score(y, pred)),
         mean_score=float(score.mean()),
@@ -98,7 +112,7 @@ def evaluate(name: str, X: np.ndarray, y: list[str], clf: FewShotClassifier, C: 
 
 
 def print_table(results: list[Result]) -> None:
-    head = f"{'dev set':<28} {'n':>4} {'labels':>6} {'macro-F1':>8} {'F1 2-way':>8} {'acc':>6}"
+    head = f"{'dev set':<28} {'n':>4} {'labels':>6} {'macro-F1':>8} {'95% CI':>11} {'F1 2-way':>8} {'acc':>6}"
     head += f" {'score':>6}  {'predicted neg/neu/pos':<22} {'CV on dev*':>10}"
     print(head)
     print("-" * len(head))
@@ -106,11 +120,13 @@ def print_table(results: list[Result]) -> None:
         dist = "/".join(str(r.predicted.get(label, 0)) for label in SENTIMENT_LABELS)
         two_way = f"{r.f1_restricted:.3f}" if r.f1_restricted is not None else "-"
         print(
-            f"{r.name:<28} {r.n:>4} {len(r.present):>6} {r.f1:>8.3f} {two_way:>8} {r.accuracy:>6.3f}"
+            f"{r.name:<28} {r.n:>4} {len(r.present):>6} {r.f1:>8.3f} {r.f1_ci[0]:>5.2f}-{r.f1_ci[1]:.2f}"
+            f" {two_way:>8} {r.accuracy:>6.3f}"
             f" {r.mean_score:>6.3f}  {dist:<22} {r.cv_f1:>10.3f}"
         )
     print()
     print("macro-F1: zero-config headline, 3-label prediction, averaged over the labels present in the set.")
+    print("95% CI: bootstrap interval of macro-F1 (1000 resamples of the dev set).")
     print("F1 2-way: prediction restricted to the labels present (two-label sets only).")
     print("score: mean calibrated score of the predicted label (compare with acc).")
     print("* CV on dev: 5-fold CV trained ON the dev set; a reference ceiling, not the zero-config number.")

@@ -155,15 +155,37 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"(?<!\w)@\w+")
 
+# The default embedder's vocabulary has no emoji (each one becomes [UNK], so 😍 and 😡 look the
+# same): the common sentiment-bearing ones, and ASCII smileys, are spelled out in English, the
+# language that embedder understands best. Others are left alone.
+_EMOJI_WORDS = {
+    "😍": "love", "🥰": "love", "❤": "love", "💕": "love", "💖": "love", "💚": "love", "💙": "love",
+    "😊": "happy", "🙂": "happy", "☺": "happy", "😀": "happy", "😃": "happy", "😄": "happy",
+    "😁": "happy", "😎": "cool", "😂": "laughing", "🤣": "laughing", "😆": "laughing",
+    "👍": "good", "👌": "good", "💯": "perfect", "🔥": "awesome", "🙌": "great", "👏": "bravo",
+    "🎉": "celebrate", "🥳": "celebrate", "🙏": "thanks", "😋": "delicious", "💪": "strong",
+    "👎": "bad", "😡": "angry", "😠": "angry", "🤬": "furious", "😤": "annoyed", "😒": "annoyed",
+    "🙄": "annoyed", "😑": "annoyed", "😢": "sad", "😭": "crying", "😞": "sad", "😔": "sad",
+    "☹": "sad", "🙁": "sad", "😩": "fed up", "😫": "fed up", "🤮": "disgusting", "🤢": "disgusting",
+    "💩": "crap", "😱": "shocked", "😬": "awkward", "🤦": "facepalm", "😐": "meh",
+}  # fmt: skip
+_EMOJI = re.compile("|".join(map(re.escape, sorted(_EMOJI_WORDS, key=len, reverse=True))))
+_SMILEYS = {":)": "happy", ":-)": "happy", ":D": "happy", ";)": "wink", ":(": "sad", ":-(": "sad", "<3": "love"}
+_SMILEY = re.compile(r"(?<![\w:/])(" + "|".join(map(re.escape, _SMILEYS)) + r")(?!\w)")
+
 
 def normalise_text(text: str) -> str:
-    """Mask what carries no sentiment but varies a lot: links become ``http``, @handles ``@user``.
+    """Prepare a text for the embedder: mask links and handles, spell out emoji.
 
-    Brand handles (``@united``) and link slugs otherwise pull a tweet towards whatever examples
-    share them; the masks are the conventions of public tweet corpora. Whitespace is collapsed.
-    Case is left alone (the embedders in use lower-case on their own).
+    Links become ``http`` and @handles ``@user``: brand handles (``@united``) and link slugs carry
+    no sentiment but pull a tweet towards whatever examples share them (the masks are the
+    conventions of public tweet corpora). Common emoji and smileys become a word (``😡`` ->
+    ``angry``). Whitespace is collapsed; case is left alone (the embedders lower-case on their own).
     """
-    return " ".join(_MENTION.sub("@user", _URL.sub("http", text)).split())
+    text = _MENTION.sub("@user", _URL.sub("http", text)).replace("\ufe0f", "")  # emoji variation selector
+    text = _EMOJI.sub(lambda m: f" {_EMOJI_WORDS[m.group()]} ", text)
+    text = _SMILEY.sub(lambda m: f" {_SMILEYS[m.group()]} ", text)
+    return " ".join(text.split())
 
 
 def split_sentences(text: str, *, split_over: int = 150, min_chars: int = 40) -> list[str]:
@@ -242,24 +264,27 @@ def validate_examples(examples: list[tuple[str, str]], labels: list[str] | None,
     """Human-readable problems with an example set; empty when it is usable.
 
     ``labels`` are the labels the step may output (``None``: whatever the examples use, at least
-    two). Examples are numbered from 1 in list order (for a CSV: the n-th data row). Checks: empty
-    texts, labels outside ``labels``, labels with fewer than ``min_per_label`` examples, and the
-    same text given conflicting labels.
+    two). Examples are numbered from 1 in list order (for a CSV: the n-th data row); problems of
+    the same kind are grouped, so a wrong label used 300 times is one line. Checks: empty texts,
+    labels outside ``labels``, labels with fewer than ``min_per_label`` examples, and the same
+    text given conflicting labels.
     """
-    problems: list[str] = []
     allowed = list(labels) if labels is not None else None
+    empty: list[int] = []
+    unknown: dict[str, list[int]] = defaultdict(list)
     counts: Counter[str] = Counter()
     by_text: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for number, (text, label) in enumerate(examples, start=1):
         if not text.strip():
-            problems.append(f"example {number}: text is empty")
-            continue
-        if allowed is not None and label not in allowed:
-            problems.append(f"example {number}: {_unknown_label(label, allowed)}")
-            continue
-        counts[label] += 1
-        by_text[_norm_text(text)][label].append(number)
+            empty.append(number)
+        elif allowed is not None and label not in allowed:
+            unknown[label].append(number)
+        else:
+            counts[label] += 1
+            by_text[_norm_text(text)][label].append(number)
 
+    problems = [f"empty text in {_numbers(empty)}"] if empty else []
+    problems += [f"{_unknown_label(label, allowed or [], numbers)}" for label, numbers in unknown.items()]
     wanted = allowed if allowed is not None else sorted(counts)
     if allowed is None and len(wanted) < 2:
         found = ", ".join(repr(k) for k in wanted) or "none"
@@ -271,7 +296,6 @@ def validate_examples(examples: list[tuple[str, str]], labels: list[str] | None,
             problems.append(
                 f"label '{label}' has {have}; it needs at least {min_per_label} (add {min_per_label - n} more)"
             )
-
     for seen in by_text.values():
         if len(seen) > 1:
             first = min(i for numbers in seen.values() for i in numbers)
@@ -281,8 +305,8 @@ def validate_examples(examples: list[tuple[str, str]], labels: list[str] | None,
     return problems
 
 
-def _unknown_label(label: str, allowed: list[str]) -> str:
-    message = f"label '{label}' is not one of the labels ({', '.join(allowed)})"
+def _unknown_label(label: str, allowed: list[str], numbers: list[int]) -> str:
+    message = f"label '{label}' ({_numbers(numbers)}) is not one of the labels ({', '.join(allowed)})"
     close = difflib.get_close_matches(label, allowed, n=1)
     if not close:
         close = [a for a in allowed if a.casefold() == label.strip().casefold()]

@@ -179,7 +179,7 @@ GOOD = [("great", "positive"), ("awful", "negative"), ("it is blue", "neutral")]
             LABELS,
             1,
             [
-                "example 4: label 'postive' is not one of the labels (negative, neutral, positive); "
+                "label 'postive' (example 4) is not one of the labels (negative, neutral, positive); "
                 "did you mean 'positive'?"
             ],
         ),
@@ -187,9 +187,15 @@ GOOD = [("great", "positive"), ("awful", "negative"), ("it is blue", "neutral")]
             [*GOOD, ("meh", "Spam")],
             LABELS,
             1,
-            ["example 4: label 'Spam' is not one of the labels (negative, neutral, positive)"],
+            ["label 'Spam' (example 4) is not one of the labels (negative, neutral, positive)"],
         ),
-        ([*GOOD, ("   ", "positive")], LABELS, 1, ["example 4: text is empty"]),
+        ([*GOOD, ("   ", "positive"), ("", "neutral")], LABELS, 1, ["empty text in examples 4, 5"]),
+        (
+            [*GOOD, ("meh", "mixed"), ("so-so", "mixed")],
+            LABELS,
+            1,
+            ["label 'mixed' (examples 4, 5) is not one of the labels (negative, neutral, positive)"],
+        ),
         (
             [*GOOD, ("Great ", "negative"), ("GREAT", "positive")],
             LABELS,
@@ -329,6 +335,11 @@ def test_module_does_not_import_an_embedder() -> None:
         ("mail me at a@b.com", "mail me at a@b.com"),
         ("  trop   bien \n ce film ", "trop bien ce film"),
         ("C'est NUL", "C'est NUL"),
+        ("trop bien ❤️ !", "trop bien love !"),
+        ("merci🙏🙏", "merci thanks thanks"),
+        ("@SkyJet 😡 again", "@user angry again"),
+        ("thanks :) and <3", "thanks happy and love"),
+        ("http://x.io/:) i<3u ✈️", "http i<3u ✈"),
     ],
 )
 def test_normalise_text(text: str, expected: str) -> None:
@@ -382,6 +393,8 @@ OBVIOUS = [
     ("Un film magnifique, j'ai adoré du début à la fin.", "positive"),
     ("Quelle horreur, ce téléphone est une vraie catastrophe.", "negative"),
     ("Service nul et livreur désagréable, je suis très déçu.", "negative"),
+    ("@PizzaPronto best pizza in town 😍🔥", "positive"),
+    ("@TelecomPlus encore une coupure ce soir 😡", "negative"),
 ]
 
 
