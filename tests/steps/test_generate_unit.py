@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pytest
+from pydantic import Field
 
 from matcha import Pipeline
 from matcha.models.base import PROVIDERS, Generator, ProviderConfig
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.unit
 
 class FakeConfig(ProviderConfig):
     provider: Literal["fake-gen"] = "fake-gen"
-    answers: dict[str, list[str]] = {}
+    answers: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class FakeGen(Generator):
