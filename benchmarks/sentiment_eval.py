@@ -14,7 +14,7 @@ is what a step configured with only those labels would get.
 same classifier trained on the dev set itself.
 
     .venv/bin/python benchmarks/sentiment_eval.py [--data-dir DIR] [--examples CSV] [--C 1.0]
-        [--split-over 150] [--no-normalise]
+        [--split-over 150] [--no-normalise] [--model FASTEMBED_MODEL]
 
 The datasets are not part of the repository (see docs/sentiment-quality.md for how to get them).
 """
@@ -33,6 +33,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from matcha.errors import MatchaError
 from matcha.ml import (
     SENTIMENT_LABELS,
     FewShotClassifier,
@@ -138,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, help="examples CSV (default: the built-in set)")
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the classifier")
     parser.add_argument("--split-over", type=int, default=150, help="average sentence vectors of longer texts (0: off)")
-    parser.add_argument("--no-normalise", action="store_true", help="keep @handles and links as they are")
+    parser.add_argument("--no-normalise", action="store_true", help="keep handles, links and emoji as they are")
+    parser.add_argument(
+        "--model", help="another fastembed model, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    )
     args = parser.parse_args(argv)
 
     sets = sorted(args.data_dir.glob("*/dev.csv"))
@@ -149,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     examples = load_examples_csv(args.examples) if args.examples else builtin_sentiment_examples()
-    embedder = FastEmbedProvider("embedder", FastEmbedProvider.Config(provider="fastembed"))
+    config = FastEmbedProvider.Config(provider="fastembed", **({"model": args.model} if args.model else {}))
+    embedder = FastEmbedProvider("embedder", config)
 
     def embed(texts: list[str]) -> np.ndarray:
         # The same preparation for examples and dev texts, as the sentiment step does.
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.examples or "built-in"
     print(
         f"classifier: {len(examples)} examples ({source}) {dict(sorted(counts.items()))}, C={args.C}, "
-        f"calibrated={clf.calibrated}\nembedder: {embedder.model_id} (offline int8 bundle); "
+        f"calibrated={clf.calibrated}\nembedder: {embedder.model_id}{'' if args.model else ' (offline int8 bundle)'}; "
         f"split_over={args.split_over}, normalise={not args.no_normalise}\n"
     )
     results = []
@@ -174,4 +179,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except MatchaError as exc:  # model not available, bad examples file: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

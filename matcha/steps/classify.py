@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matcha.errors import PipelineError
-from matcha.ml.fewshot import FewShotClassifier, load_examples_csv, validate_examples
+from matcha.ml.fewshot import FewShotClassifier, embed_pooled, load_examples_csv, validate_examples
 from matcha.models.base import PROVIDERS, Embedder, Generator
 from matcha.steps.base import (
     BatchOutcome,
@@ -116,8 +116,7 @@ class Classifier(Step):
         if self.config.method == "examples":
             assert isinstance(self._model, Embedder)
             texts, labels = zip(*self.examples(ctx.base_dir), strict=True)
-            vectors, _ = embed_cached(ctx, self._model, list(texts))
-            self._clf = FewShotClassifier().fit(vectors, list(labels))
+            self._clf = FewShotClassifier().fit(self._vectors(ctx, list(texts)), list(labels))
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         ok, texts, bad = texts_of(batch, self.config.field)
@@ -126,9 +125,7 @@ class Classifier(Step):
             return out
         label_field, score_field = self.config.output, f"{self.config.output}_score"
         if self.config.method == "examples":
-            assert isinstance(self._model, Embedder)
-            vectors, _ = embed_cached(ctx, self._model, texts)
-            labels, scores = self._clf.predict(vectors)
+            labels, scores = self._clf.predict(self._vectors(ctx, texts))
             for rec, label, score in zip(ok, labels, scores, strict=True):
                 rec[label_field], rec[score_field] = label, round(float(score), 4)
             out.out = ok
@@ -145,6 +142,13 @@ class Classifier(Step):
                 rec[label_field], rec[score_field] = json.loads(res)["label"], None
                 out.out.append(rec)
         return out
+
+    def _vectors(self, ctx: StepContext, texts: list[str]) -> Any:
+        """Examples and inputs go through the same preparation (links, emoji, long texts split into
+        sentences and averaged); every piece is embedded through the run-store cache."""
+        model = self._model
+        assert isinstance(model, Embedder)
+        return embed_pooled(lambda pieces: embed_cached(ctx, model, list(pieces))[0], texts)
 
     def _schema(self) -> dict[str, Any]:
         return {"type": "object", "properties": {"label": {"type": "string", "enum": self.config.labels}},

@@ -35,4 +35,8 @@ class SentimentStep(Classifier):
 
     def examples(self, base_dir: Path) -> list[tuple[str, str]]:
         own = super().examples(base_dir)
-        return own or builtin_sentiment_examples()
+        if own:
+            return own
+        # the built-in set restricted to the configured labels (e.g. labels: [negative, positive])
+        wanted = set(self.config.labels or [])
+        return [(t, label) for t, label in builtin_sentiment_examples() if label in wanted]

@@ -78,7 +78,7 @@ def test_calibration_only_with_enough_examples(per_label: int, calibrated: bool)
 
 @pytest.mark.unit
 def test_calibration_keeps_the_predicted_label() -> None:
-    if fewshot._CALIBRATION_METHOD != "temperature":
+    if fewshot._calibration_method() != "temperature":
         pytest.skip("Platt scaling (scikit-learn < 1.8) may move the argmax")
     X, y = clusters(30, spread=1.5)
     calibrated = FewShotClassifier().fit(X, y)
