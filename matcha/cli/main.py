@@ -45,12 +45,16 @@ def handled(fn: F) -> F:
 @app.callback()
 def main_options(
     log_format: str = typer.Option("console", "--log-format", help="console or json (logs go to stderr)."),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    log_level: str | None = typer.Option(None, "--log-level",
+                                         help="debug, info, warning or error (default: warning on a terminal, "
+                                              "where progress bars show the steps; info otherwise)."),
     home: Path | None = typer.Option(None, "--home", envvar="MATCHA_HOME",
                                      help="State folder for runs (default ./.matcha)."),
 ) -> None:
     from matcha.logs import configure
 
+    if log_level is None:
+        log_level = "warning" if render.err.is_terminal and log_format == "console" else "info"
     configure(log_format if log_format in ("console", "json") else "console", log_level)
     _state["home"] = home
 
