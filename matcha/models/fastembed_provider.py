@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle
@@ -22,11 +23,16 @@ from matcha.models.base import PROVIDERS, Embedder, ProviderConfig
 
 class FastEmbedConfig(ProviderConfig):
     provider: Literal["fastembed"] = "fastembed"
-    model: str = bundle.EMBED_MODEL
-    path: str | None = None  # a local directory with model.onnx and the tokenizer files
-    batch_size: int = 256
-    threads: int | None = None
-    cache_dir: str | None = None  # fastembed's download cache, for hub models
+    model: str = Field(
+        bundle.EMBED_MODEL,
+        description="fastembed model name; the default uses the offline bundle, others come from the hub",
+    )
+    path: str | None = Field(
+        None, description="local directory with model.onnx and tokenizer files (instead of a hub model)"
+    )
+    batch_size: int = Field(256, description="texts per ONNX call")
+    threads: int | None = Field(None, description="onnxruntime threads (default: all cores)")
+    cache_dir: str | None = Field(None, description="fastembed's download cache, for hub models")
 
 
 @PROVIDERS.register("fastembed")

