@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from matcha.errors import ApprovalError, MatchaError, RunError
-from matcha.runtime.store import RunRow, RunStore, StepCounts
+from matcha.runtime.store import RunRow, RunStore, StepCounts, sha256_text
 from matcha.secrets import mask
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, load_plan
@@ -67,12 +67,6 @@ class ReviewItem:
 
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + _secrets.token_hex(3)
-
-
-def sha256_text(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Run:

@@ -9,6 +9,7 @@ skips the records it already finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -323,6 +324,11 @@ class RunStore:
         now = time.time()
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?)", [(k, v, now) for k, v in items.items()])
+
+
+def sha256_text(text: str) -> str:
+    """The content hash bound to an approval decision and checked again before publishing."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:

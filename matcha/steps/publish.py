@@ -9,7 +9,6 @@ idempotency key.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -18,15 +17,12 @@ from pydantic import Field
 from matcha.connectors.base import Publisher, PublishItem
 from matcha.runtime.batches import write_outcome
 from matcha.runtime.faults import crash_point
+from matcha.runtime.store import sha256_text
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
 
 
 class PublishConfig(StepConfig):
     connector: str = Field(description="Name of a publisher connection (file stem in connectors/).")
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @register_step("publish")
