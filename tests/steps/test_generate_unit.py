@@ -110,3 +110,34 @@ def test_sandbox_blocks_python_internals(tmp_path: Path) -> None:
     assert FakeGen.calls == []  # the template never rendered, so nothing reached the model
     reason = json.loads(run.quarantine_path.read_text())["reason"]
     assert "__class__" in reason
+
+
+def test_classify_llm_retries_answers_outside_the_label_set_then_quarantines(tmp_path: Path) -> None:
+    prompt_of = "Classify the text.\\nAllowed labels: spam, ham.\\n"  # the step's prompt starts like this
+    answers = ('{"label": "eggs"}', '{"label": "spam"}')
+    p = Pipeline.from_yaml("""
+name: c
+models: {w: {provider: fake-gen}}
+steps:
+  - {id: c, type: classify, on_error: quarantine, with: {method: llm, model: w, labels: [spam, ham], retries: 1}}
+""", base_dir=tmp_path, home=tmp_path / "home")
+    model_answers: dict[str, list[str]] = {}
+
+    async def scripted(self: FakeGen, prompt: str, **kw: Any) -> str:
+        FakeGen.calls.append(prompt)
+        assert prompt.startswith(prompt_of.replace("\\n", "\n"))
+        assert kw["schema"]["properties"]["label"]["enum"] == ["spam", "ham"]
+        queue = model_answers.setdefault(prompt, list(answers) if "good" in prompt else ["nope", "[]"])
+        return queue.pop(0)
+
+    original = FakeGen.agenerate
+    FakeGen.agenerate = scripted  # type: ignore[method-assign]
+    try:
+        run = p.run(records=[{"id": "a", "text": "good one"}, {"id": "b", "text": "bad one"}])
+    finally:
+        FakeGen.agenerate = original  # type: ignore[method-assign]
+    got = {r["id"]: r for r in run.records("c")}
+    assert got["a"]["label"] == "spam" and got["a"]["label_score"] is None
+    assert "b" not in got and len(FakeGen.calls) == 4
+    reason = json.loads(run.quarantine_path.read_text())["reason"]
+    assert "unusable model answer after 2 attempt(s)" in reason
