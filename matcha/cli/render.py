@@ -78,5 +78,7 @@ def run_summary(summary: dict[str, Any]) -> None:
                   f"  review:  matcha review {rid}\n"
                   f"  approve: matcha approve {rid} --all   (or --item ID [--edit FILE])\n"
                   f"  reject:  matcha reject {rid} --item ID --reason TEXT")
+    elif summary["status"] == "running" and not summary.get("active", True):
+        out.print(f"no process is executing this run (it was interrupted): matcha resume {summary['run_id']}")
     elif summary["status"] == "failed":
         out.print(f"fix the cause, then: matcha resume {summary['run_id']}")

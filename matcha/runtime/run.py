@@ -131,6 +131,20 @@ class Run:
         out += [store.step_counts(self.id, sid, ps.needs) for sid, ps in self.plan.steps.items()]
         return out
 
+    @property
+    def active(self) -> bool:
+        """True while some process is executing this run (holds its lock)."""
+        lock = self._ws.run_dir(self.id) / "lock"
+        if not lock.exists():
+            return False
+        with open(lock) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: what ``--json`` prints."""
         quarantined = self._ws.store.quarantined(self.id)
@@ -138,6 +152,7 @@ class Run:
             "run_id": self.id,
             "pipeline": self.pipeline,
             "status": self.status,
+            "active": self.status == "running" and self.active,
             "error": self.error,
             "steps": [{"id": c.step_id, "status": c.status, "received": c.received, "out": c.out,
                        "dropped": c.dropped, "quarantined": c.quarantined, "seconds": c.seconds, **c.extra}
