@@ -308,7 +308,7 @@ class Run:
             raise RunError(f"run {self.id} has no step '{step}'. Steps: {', '.join(self.plan.steps)}")
         if step == "source":
             step_ids = [SOURCE]
-        for batch in store.iter_output(self.id, step_ids, 1000):
+        for batch in store.iter_output(self.id, step_ids, 1000, join=False):
             for rid, _seq, rec in batch:
                 rec["id"] = rid
                 yield rec

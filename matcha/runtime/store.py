@@ -165,9 +165,10 @@ class RunStore:
         return {r[0] for r in rows}
 
     def iter_output(self, run_id: str, step_ids: list[str], batch_size: int,
-                    status: str = "out") -> Iterator[list[tuple[str, int, Record]]]:
+                    status: str = "out", join: bool = True) -> Iterator[list[tuple[str, int, Record]]]:
         """Batches of ``(record_id, seq, record)`` in source order; records of several steps are merged
-        by id (fields of later steps in ``step_ids`` win)."""
+        by id (fields of later steps in ``step_ids`` win). With ``join`` (fan-in), only records that
+        every step passed on are yielded: a record dropped by one branch does not reach the merge."""
         db = self._conn()
         marks = ",".join("?" * len(step_ids))
         last = -1
@@ -186,6 +187,8 @@ class RunStore:
                 merged.setdefault(rid, (seq, []))[1].append((order[sid], json.loads(data)))
             batch = []
             for rid, (seq, parts) in sorted(merged.items(), key=lambda kv: kv[1][0]):
+                if join and len(parts) < len(step_ids):
+                    continue
                 rec: Record = {}
                 for _, part in sorted(parts, key=lambda p: p[0]):
                     rec.update(part)
@@ -194,10 +197,11 @@ class RunStore:
             last = seqs[-1]
 
     def count_input(self, run_id: str, step_ids: list[str]) -> int:
+        """How many records a step needing ``step_ids`` receives (the join, see :meth:`iter_output`)."""
         marks = ",".join("?" * len(step_ids))
         row = self._conn().execute(
-            f"SELECT COUNT(DISTINCT record_id) FROM records WHERE run_id=? AND step_id IN ({marks}) "
-            "AND status='out'", (run_id, *step_ids)).fetchone()
+            f"SELECT COUNT(*) FROM (SELECT record_id FROM records WHERE run_id=? AND step_id IN ({marks}) "
+            "AND status='out' GROUP BY record_id HAVING COUNT(*) = ?)", (run_id, *step_ids, len(step_ids))).fetchone()
         return int(row[0])
 
     def quarantined(self, run_id: str) -> list[dict[str, Any]]:
