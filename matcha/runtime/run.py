@@ -24,9 +24,6 @@ from matcha.spec.load import Plan, load_plan
 
 log = structlog.get_logger("matcha.run")
 
-STATUSES = ("running", "waiting_for_approval", "succeeded", "failed")
-
-
 class Workspace:
     """The state folder (``.matcha/`` in the current directory, or ``$MATCHA_HOME``)."""
 
