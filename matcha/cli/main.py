@@ -188,7 +188,7 @@ def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JS
     for it in items:
         render.out.rule(f"{it.id}  [{it.step}] {it.status}")
         for k, v in it.context.items():
-            render.out.print(f"[dim]{k}:[/] {v}", highlight=False)
+            render.out.print(f"{k}: {v}", style="dim")
         render.out.print(it.final_text or it.ai_text, highlight=False)
     render.out.print(f"\n{len(items)} item(s). approve: matcha approve {r.id} --item ID [--edit FILE] | --all; "
                      f"reject: matcha reject {r.id} --item ID --reason TEXT")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console(soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, highlight=False, markup=False)  # user text is never markup
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 if not out.is_terminal:  # piped or captured: rich would assume 80 columns and wrap table cells
     out.width = 200
