@@ -324,6 +324,11 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
               input_path: str | None = None, run_id: str | None = None, progress: Any = None) -> Run:
     from matcha.runtime.ingest import ingest, records_as_rows
 
+    if records is None and input_path is None and plan.spec.source is None:
+        raise RunError(f"pipeline '{plan.spec.name}' has no `source:`. Add one (source: {{connector: NAME}}), "
+                       "or pass records (library: run(records=...)) or a file (CLI: --input FILE.csv)")
+    if input_path is not None and not Path(input_path).is_file():
+        raise RunError(f"input file not found: {input_path}")
     rid = run_id or _new_run_id()
     if ws.store.get_run(rid) is not None:
         raise RunError(f"a run with id '{rid}' already exists; use `matcha resume {rid}` or another id")

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matcha.errors import PipelineError
@@ -31,6 +32,8 @@ from matcha.steps.base import (
 )
 from matcha.steps.embed import DEFAULT_EMBEDDER, texts_of
 from matcha.steps.modelcalls import embed_cached, generate_cached
+
+log = structlog.get_logger("matcha.step")
 
 
 class Example(BaseModel):
@@ -115,7 +118,9 @@ class Classifier(Step):
         self._model = ctx.models(self._model_name())
         if self.config.method == "examples":
             assert isinstance(self._model, Embedder)
-            texts, labels = zip(*self.examples(ctx.base_dir), strict=True)
+            examples = self.examples(ctx.base_dir)
+            log.info("fitting classifier", step=ctx.step_id, examples=len(examples), model=self._model_name())
+            texts, labels = zip(*examples, strict=True)
             self._clf = FewShotClassifier().fit(self._vectors(ctx, list(texts)), list(labels))
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:

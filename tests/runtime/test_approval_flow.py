@@ -109,3 +109,18 @@ def test_publish_refuses_text_changed_after_approval(project: Path) -> None:
     assert summary["quarantined"] == 1
     line = json.loads(Path(summary["quarantine_file"]).read_text().splitlines()[0])
     assert line["id"] == "m1" and "changed after approval" in line["reason"]
+
+
+def test_run_without_any_source_is_refused_before_starting(project: Path, cli: Cli) -> None:
+    write(project / "pipelines" / "nosource.yaml", """
+        name: nosource
+        steps:
+          - {id: draft, type: script, with: {function: "scripts/steps.py:draft"}}
+    """)
+    proc = cli("run", "pipelines/nosource.yaml", check=False)
+    assert proc.returncode == 1 and "has no `source:`" in proc.stderr and "--input" in proc.stderr
+    assert json.loads(cli("runs", "--json").stdout) == []
+    missing = cli("run", "pipelines/nosource.yaml", "--input", "nope.csv", check=False)
+    assert missing.returncode == 1 and "input file not found" in missing.stderr
+    ok = json.loads(cli("run", "pipelines/nosource.yaml", "--input", "data/messages.csv", "--json").stdout)
+    assert ok["status"] == "succeeded" and ok["steps"][1]["out"] == 6
