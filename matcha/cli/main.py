@@ -128,18 +128,21 @@ def runs_list(ctx: typer.Context, as_json: bool = JSON, limit: int = typer.Optio
     """List recent runs."""
     if ctx.invoked_subcommand:
         return
-    from matcha.runtime.run import Workspace
-
-    rows = Workspace(_state["home"]).store.list_runs(limit)
-    if as_json:
-        render.emit_json([{"run_id": r.run_id, "pipeline": r.name, "status": r.status,
-                           "created_at": r.created_at} for r in rows])
-        return
     import time
 
+    from matcha.runtime.run import Run, Workspace
+
+    ws = Workspace(_state["home"])
+    rows = ws.store.list_runs(limit)
+    interrupted = {r.run_id for r in rows if r.status == "running" and not Run(ws, r).active}
+    if as_json:
+        render.emit_json([{"run_id": r.run_id, "pipeline": r.name, "status": r.status,
+                           "active": r.status == "running" and r.run_id not in interrupted,
+                           "created_at": r.created_at} for r in rows])
+        return
     render.table("runs", ["run", "pipeline", "status", "started"],
-                 [[r.run_id, r.name, r.status, time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))]
-                  for r in rows])
+                 [[r.run_id, r.name, r.status + (" (interrupted: resume it)" if r.run_id in interrupted else ""),
+                   time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))] for r in rows])
 
 
 @runs_app.command("show")

@@ -46,6 +46,7 @@ def test_sigkill_mid_step_then_resume(project: Path, cli: Cli) -> None:
     shown = json.loads(cli("runs", "show", "k1", "--json").stdout)
     assert shown["status"] == "running" and not shown["active"]  # killed: nobody could mark it otherwise
     assert "matcha resume k1" in cli("runs", "show", "k1").stdout
+    assert "interrupted" in cli("runs").stdout
     slow = {s["id"]: s for s in shown["steps"]}["slow"]
     assert slow["out"] == 2  # the first batch was written before the kill
 
