@@ -85,9 +85,11 @@ class Generator(Provider):
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> str:
         """Generate text for one prompt. With ``schema``, the output is constrained to that JSON schema
-        (the provider states it in the prompt as well) and the raw JSON text is returned."""
+        (the provider states it in the prompt as well) and the raw JSON text is returned. Generation
+        ends at the first of the ``stop`` strings (not included)."""
 
 
 PROVIDERS: Registry[type[Provider]] = Registry(

@@ -114,6 +114,7 @@ class LlamaCppProvider(Generator):
         schema: dict[str, Any] | None,
         max_tokens: int,
         temperature: float,
+        stop: list[str] | None = None,
     ) -> str:
         if schema is not None:
             prompt += schema_instruction(schema)
@@ -121,7 +122,7 @@ class LlamaCppProvider(Generator):
             "max_tokens": max_tokens,
             "temperature": temperature,
             "seed": self.config.seed,
-            "stop": self.config.stop or None,
+            "stop": [*(self.config.stop or []), *(stop or [])] or None,
         }
         with self._lock:
             llm = self._load_locked()
@@ -147,11 +148,12 @@ class LlamaCppProvider(Generator):
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> str:
         tokens = max_tokens if max_tokens is not None else self.config.max_tokens
         temp = temperature if temperature is not None else self.config.temperature
         try:
-            return await asyncio.to_thread(self._generate, prompt, system, schema, tokens, temp)
+            return await asyncio.to_thread(self._generate, prompt, system, schema, tokens, temp, stop)
         except ModelError:
             raise
         except ValueError as exc:  # llama.cpp raises ValueError for a prompt longer than n_ctx

@@ -146,6 +146,7 @@ class OllamaProvider(Embedder, Generator):
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> str:
         client = self._async.get()
         if schema is not None:
@@ -153,7 +154,7 @@ class OllamaProvider(Embedder, Generator):
         common: dict[str, Any] = {
             "model": self.config.model,
             "format": schema,
-            "options": self._options(max_tokens, temperature),
+            "options": {**self._options(max_tokens, temperature), **({"stop": stop} if stop else {})},
             "keep_alive": self.config.keep_alive,
         }
 

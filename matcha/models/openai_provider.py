@@ -221,12 +221,15 @@ class OpenAICompatProvider(Embedder, Generator):
         schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> str:
         chat = self.config.mode == "chat"
         path = "/chat/completions" if chat else "/completions"
         if schema is not None:
             prompt += schema_instruction(schema)
         body = self._body(prompt, system, max_tokens, temperature)
+        if stop:
+            body["stop"] = stop
         try:
             if schema is None:
                 data = await self._post(path, body)

@@ -150,7 +150,8 @@ class GenerateStep(Step):
             raise ValueError("system prompt differs between records")  # isolated record by record
         results = generate_cached(
             ctx, self._model, prompts, system=next(iter(systems), None), schema=self.config.schema_,
-            params={"max_tokens": self.config.max_tokens, "temperature": self.config.temperature},
+            params={"max_tokens": self.config.max_tokens, "temperature": self.config.temperature,
+                    **({"stop": self.config.stop} if self.config.stop and self.config.schema_ is None else {})},
             concurrency=self.config.concurrency, accept=self._accept, retries=self.config.retries)
         for rec, res in zip(ready, results, strict=True):
             if isinstance(res, BaseException):

@@ -76,6 +76,13 @@ def test_chat_request(httpx_mock: HTTPXMock) -> None:
 
 
 @pytest.mark.unit
+def test_stop_strings_go_to_options(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=CHAT, json=chat_answer("Bonjour"))
+    generate(make(), "Say hi", stop=["\n"])
+    assert sent(httpx_mock)["options"]["stop"] == ["\n"]
+
+
+@pytest.mark.unit
 def test_generate_mode(httpx_mock: HTTPXMock) -> None:
     answer = {"model": "llama3.2", "created_at": "2026-11-23T00:00:00Z", "response": " Paris", "done": True}
     httpx_mock.add_response(url=f"{HOST}/api/generate", json=answer)

@@ -72,6 +72,13 @@ def test_chat_request_shape(httpx_mock: HTTPXMock) -> None:
 
 
 @pytest.mark.unit
+def test_stop_strings_are_sent(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=f"{BASE}/chat/completions", json=chat_answer("hello"))
+    generate(make(), "Hi", stop=["\n"])
+    assert json.loads(httpx_mock.get_requests()[0].content)["stop"] == ["\n"]
+
+
+@pytest.mark.unit
 def test_completion_mode(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{BASE}/completions", json={"choices": [{"text": " Paris."}]})
     assert generate(make(mode="completion"), "The capital of France is") == " Paris."
