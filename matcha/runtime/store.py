@@ -298,13 +298,15 @@ class RunStore:
 
     # -- publish ledger ---------------------------------------------------------------------
     def ledger_status(self, run_id: str, step_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        db = self._conn()
-        out = {}
-        for rid, sha in keys:
-            row = db.execute("SELECT status FROM ledger WHERE run_id=? AND step_id=? AND record_id=? AND sha256=?",
-                             (run_id, step_id, rid, sha)).fetchone()
-            if row:
-                out[(rid, sha)] = row[0]
+        wanted = set(keys)
+        out: dict[tuple[str, str], str] = {}
+        ids = sorted({rid for rid, _ in keys})
+        for i in range(0, len(ids), 500):  # one query per chunk, not one per item
+            chunk = ids[i:i + 500]
+            rows = self._conn().execute(
+                f"SELECT record_id, sha256, status FROM ledger WHERE run_id=? AND step_id=? "
+                f"AND record_id IN ({','.join('?' * len(chunk))})", (run_id, step_id, *chunk))
+            out.update({(rid, sha): st for rid, sha, st in rows if (rid, sha) in wanted})
         return out
 
     def ledger_mark(self, run_id: str, step_id: str, keys: list[tuple[str, str]], status: str) -> None:

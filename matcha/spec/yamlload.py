@@ -61,21 +61,21 @@ class _Builder:
         self.file = file
         self.positions: dict[Path_, tuple[int, int]] = {}
 
+    def _error(self, node: yaml.Node, path: Path_, message: str, hint: str) -> PipelineError:
+        line, col = _mark(node)
+        return PipelineError.single(self.file, message, hint, line=line, col=col, path=format_path(path))
+
+    def _tag_error(self, node: yaml.Node, path: Path_, what: str) -> PipelineError:
+        return self._error(node, path, f"the tag '{node.tag}' is not allowed",
+                           f"Pipeline files are data only: remove the tag and write a plain {what}")
+
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.positions[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":  # e.g. !!python/object/apply:os.system [...]
-                line, col = _mark(node)
-                raise PipelineError.single(
-                    self.file,
-                    f"the tag '{node.tag}' is not allowed",
-                    "Pipeline files are data only: remove the tag and write a plain list",
-                    line=line,
-                    col=col,
-                    path=format_path(path),
-                )
+                raise self._tag_error(node, path, "list")
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         return self._scalar(node, path)
 
@@ -83,54 +83,23 @@ class _Builder:
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            line, col = _mark(node)
-            raise PipelineError(
-                [
-                    ConfigIssue(
-                        self.file,
-                        line,
-                        col,
-                        format_path(path),
-                        f"the tag '{node.tag}' is not allowed",
-                        "Pipeline files are data only: remove the tag and write a plain value",
-                    )
-                ]
-            ) from exc
+            raise self._tag_error(node, path, "value") from exc
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
-            line, col = _mark(node)
-            raise PipelineError.single(
-                self.file,
-                f"the tag '{node.tag}' is not allowed",
-                "Pipeline files are data only: remove the tag and write a plain mapping",
-                line=line,
-                col=col,
-                path=format_path(path),
-            )
+            raise self._tag_error(node, path, "mapping")
         self.loader.flatten_mapping(node)  # YAML merge keys (<<)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = self._scalar(key_node, path)
             if not isinstance(key, str | int | float | bool) or key is None:
-                line, col = _mark(key_node)
-                raise PipelineError.single(
-                    self.file, "mapping keys must be plain strings",
-                    "Write the key as plain text followed by ':', e.g. `name:`", line=line, col=col,
-                    path=format_path(path),
-                )
+                raise self._error(key_node, path, "mapping keys must be plain strings",
+                                  "Write the key as plain text followed by ':', e.g. `name:`")
             # `yes:` / `on:` load as booleans in YAML 1.1; report the key as written, not as 'True'
             key = key_node.value if isinstance(key, bool) else str(key)
             if key in out:
-                line, col = _mark(key_node)
-                raise PipelineError.single(
-                    self.file,
-                    f"duplicate key '{key}'",
-                    "Each key may appear once in a mapping: remove or rename one of them",
-                    line=line,
-                    col=col,
-                    path=format_path((*path, key)),
-                )
+                raise self._error(key_node, (*path, key), f"duplicate key '{key}'",
+                                  "Each key may appear once in a mapping: remove or rename one of them")
             out[key] = self.build(value_node, (*path, key))
             self.positions[(*path, key)] = _mark(key_node)
         return out
