@@ -56,7 +56,12 @@ class PipelineError(MatchaError):
     MAX_SHOWN = 20
 
     def __init__(self, issues: Sequence[ConfigIssue]):
-        self.issues = list(issues)
+        from dataclasses import replace
+
+        from matcha.secrets import mask
+
+        # a value resolved from ${env:...} may be quoted in a type error: never show it
+        self.issues = [replace(i, message=mask(i.message), hint=mask(i.hint)) for i in issues]
         lines = [str(i) for i in self.issues[: self.MAX_SHOWN]]
         if len(self.issues) > self.MAX_SHOWN:
             lines.append(f"... and {len(self.issues) - self.MAX_SHOWN} more problems")

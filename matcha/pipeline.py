@@ -58,11 +58,14 @@ class Pipeline:
         return self
 
     def run(self, records: Iterable[dict[str, Any]] | None = None, *, source: str | Path | None = None,
-            run_id: str | None = None, progress: Any = None) -> Run:
-        """Start a run over ``records`` (dicts with an ``id``), a CSV/JSONL file ``source``, or the
-        pipeline's own ``source:``. Returns when the run succeeds, fails or waits for approval."""
+            run_id: str | None = None, progress: Any = None, encoding: str = "utf-8",
+            delimiter: str = ",") -> Run:
+        """Start a run over ``records`` (dicts with an ``id``), a CSV/JSONL file ``source`` (read with
+        ``encoding``; CSV fields split on ``delimiter``), or the pipeline's own ``source:``. Returns
+        when the run succeeds, fails or waits for approval."""
         return start_run(self._plan, Workspace(self._home), records=records,
-                         input_path=str(source) if source else None, run_id=run_id, progress=progress)
+                         input_path=str(source) if source else None, run_id=run_id, progress=progress,
+                         encoding=encoding, delimiter=delimiter)
 
     def mermaid(self) -> str:
         """The step graph as Mermaid text."""

@@ -22,6 +22,7 @@ class Registry(Generic[T]):
         self.group = group
         self._builtin_modules = tuple(builtin_modules)
         self._items: dict[str, T] = {}
+        self._broken: dict[str, str] = {}  # entry-point name -> why its plugin could not be loaded
         self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -41,8 +42,20 @@ class Registry(Generic[T]):
         for mod in self._builtin_modules:
             importlib.import_module(mod)
         for ep in entry_points(group=self.group):
-            if ep.name not in self._items:
+            if ep.name in self._items:
+                continue
+            try:
                 self._items[ep.name] = ep.load()
+            except Exception as exc:
+                # One broken plugin must not break every pipeline: it is reported where it is used.
+                package = ep.dist.name if ep.dist is not None else "an unknown package"
+                self._broken[ep.name] = (f"the {self.what} '{ep.name}' comes from the package '{package}' "
+                                         f"({ep.value}), which failed to load: {type(exc).__name__}: {exc}"[:400])
+                import structlog
+
+                structlog.get_logger("matcha.plugins").warning("plugin failed to load", group=self.group,
+                                                                name=ep.name, package=package,
+                                                                error=f"{type(exc).__name__}: {exc}"[:300])
 
     def names(self) -> list[str]:
         self._load()
@@ -57,6 +70,8 @@ class Registry(Generic[T]):
         import difflib
 
         names = self.names()
+        if name in self._broken:
+            return f"{self._broken[name]}. Reinstall or fix that package, or uninstall it"
         close = difflib.get_close_matches(name, names, n=1)
         typo = f"Did you mean '{close[0]}'? " if close else ""
         return f"{typo}Valid {self.what}s are: {', '.join(names)}"

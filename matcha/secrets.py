@@ -18,9 +18,12 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 
 
+MIN_LENGTH = 6  # shorter values ("true", "8080") are not secrets, and masking them would mangle ordinary text
+
+
 def register_secret(value: str) -> None:
-    """Remember ``value`` so that :func:`mask` hides it. Values shorter than 4 chars are ignored."""
-    if value and len(value) >= 4:
+    """Remember ``value`` so that :func:`mask` hides it. Values shorter than :data:`MIN_LENGTH` are ignored."""
+    if value and len(value) >= MIN_LENGTH:
         with _lock:
             _secrets.add(value)
 
@@ -37,7 +40,9 @@ def mask(text: str) -> str:
 
 
 def mask_obj(obj: Any) -> Any:
-    """Mask secrets inside nested dicts / lists / strings."""
+    """Mask secrets inside nested dicts / lists / strings (string values only: structure is kept)."""
+    if not _secrets:
+        return obj
     if isinstance(obj, str):
         return mask(obj)
     if isinstance(obj, dict):

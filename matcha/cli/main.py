@@ -23,6 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _state: dict[str, Any] = {"home": None}
 
 JSON = typer.Option(False, "--json", help="Print one JSON object (for scripts).")
+LOG_FORMATS = ("console", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def handled(fn: F) -> F:
@@ -38,6 +40,16 @@ def handled(fn: F) -> F:
         except MatchaError as exc:
             render.error(mask(str(exc)))
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # A bug, not a user mistake: one line, and the traceback only in debug logs.
+            import structlog
+
+            structlog.get_logger("matcha.cli").debug("internal error", exc_info=True)
+            render.error(mask(f"internal error: {type(exc).__name__}: {exc}"[:500]) +
+                         ". This is a bug in Matcha; please report it (--log-level debug shows the traceback)")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -53,9 +65,14 @@ def main_options(
 ) -> None:
     from matcha.logs import configure
 
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter(f"'{log_format}' is not one of: {', '.join(LOG_FORMATS)}",
+                                 param_hint="--log-format")
+    if log_level is not None and log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"'{log_level}' is not one of: {', '.join(LOG_LEVELS)}", param_hint="--log-level")
     if log_level is None:
         log_level = "warning" if render.err.is_terminal and log_format == "console" else "info"
-    configure(log_format if log_format in ("console", "json") else "console", log_level)
+    configure(log_format, log_level.lower())
     _state["home"] = home
 
 
@@ -100,7 +117,11 @@ def validate(pipelines: list[Path] = typer.Argument(..., help="Pipeline files to
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file."),
     input: Path | None = typer.Option(None, "--input", "-i", help="Read records from this CSV/JSONL file instead."),
-    run_id: str | None = typer.Option(None, "--run-id", help="Choose the run id (default: time + random)."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the --input file, e.g. latin-1."),
+    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of a CSV --input file, e.g. ';'."),
+    run_id: str | None = typer.Option(None, "--run-id",
+                                      help="Choose the run id (letters, digits, '.', '_', '-'; default: time + "
+                                           "random)."),
     as_json: bool = JSON,
 ) -> None:
     """Run a pipeline until it finishes, fails or pauses for approval."""
@@ -108,7 +129,7 @@ def run(
 
     p = Pipeline.load(pipeline, home=_state["home"])
     with render.progress(not as_json) as progress:
-        r = p.run(source=input, run_id=run_id, progress=progress)
+        r = p.run(source=input, run_id=run_id, progress=progress, encoding=encoding, delimiter=delimiter)
     _finish(r, as_json)
 
 
@@ -188,11 +209,12 @@ def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JS
     if not items:
         render.out.print(f"run {r.id} has no pending items (status: {r.status})")
         return
+    lit = render.literal  # what the reviewer reads is exactly what is stored: controls shown, never acted on
     for it in items:
-        render.out.rule(f"{it.id}  [{it.step}] {it.status}")
+        render.out.rule(lit(f"{it.id}  [{it.step}] {it.status}"))
         for k, v in it.context.items():
-            render.out.print(f"{k}: {v}", style="dim")
-        render.out.print(it.final_text or it.ai_text, highlight=False)
+            render.out.print(lit(f"{k}: {v}"), style="dim")
+        render.out.print(lit(it.final_text or it.ai_text), highlight=False)
     render.out.print(f"\n{len(items)} item(s). approve: matcha approve {r.id} --item ID [--edit FILE] | --all; "
                      f"reject: matcha reject {r.id} --item ID --reason TEXT")
 

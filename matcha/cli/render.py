@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,10 +13,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console(soft_wrap=True, highlight=False, markup=False)  # user text is never markup
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# User and AI text is never markup and never an emoji shortcode (`:x:` stays `:x:`).
+out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 if not out.is_terminal:  # piped or captured: rich would assume 80 columns and wrap table cells
     out.width = 200
+
+
+# C0 and C1 controls (but newline and tab), DEL, and the Unicode marks that reorder or hide text
+# (bidi overrides and isolates, zero-width characters): a terminal would act on them instead of
+# showing them, so a draft could hide words from the reviewer or rewrite the screen.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def literal(text: str) -> str:
+    """``text`` as it must be shown to a reviewer: every control character made visible as an escape
+    such as ``\\x1b`` or ``\\u202e``, everything else unchanged."""
+    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def emit_json(obj: Any) -> None:
@@ -24,7 +38,7 @@ def emit_json(obj: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(literal(message))}", markup=True, highlight=False)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -32,7 +46,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*["" if v is None else literal(str(v)) for v in r])
     out.print(t)
 
 

@@ -7,6 +7,7 @@ import fcntl
 import getpass
 import json
 import os
+import re
 import secrets as _secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,17 @@ from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, load_plan
 
 log = structlog.get_logger("matcha.run")
+
+#: A run id names a folder under MATCHA_HOME: no separators, no leading dot, bounded length.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id):
+        raise RunError(f"invalid run id {run_id[:80]!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a "
+                       "letter or digit (a run id names a folder under MATCHA_HOME)")
+    return run_id
+
 
 class Workspace:
     """The state folder (``.matcha/`` in the current directory, or ``$MATCHA_HOME``)."""
@@ -42,7 +54,7 @@ class Workspace:
         return self.home / "checkpoints.db"
 
     def run_dir(self, run_id: str) -> Path:
-        return self.home / "runs" / run_id
+        return self.home / "runs" / check_run_id(run_id)
 
 
 @dataclass
@@ -81,7 +93,7 @@ class Run:
 
         configure_library_default()
         ws = Workspace(home)
-        row = ws.store.get_run(run_id)
+        row = ws.store.get_run(check_run_id(run_id))
         if row is None:
             known = ", ".join(r.run_id for r in ws.store.list_runs(5)) or "none"
             raise RunError(f"no run '{run_id}' in {ws.home}. Recent runs: {known} (see `matcha runs`)")
@@ -89,8 +101,15 @@ class Run:
 
     @property
     def plan(self) -> Plan:
+        """The run's pipeline, for inspection: environment variables it names need not be set."""
         if self._plan is None:
-            self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir))
+            self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir),
+                                   require_env=False)
+        return self._plan
+
+    def _executable_plan(self) -> Plan:
+        """The run's pipeline, validated to run: every variable set."""
+        self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir))
         return self._plan
 
     # -- state ------------------------------------------------------------------------------
@@ -249,7 +268,7 @@ class Run:
         with self._lock():
             store = self._ws.store
             store.set_status(self.id, "running")
-            runner = Runner(self.plan, store, self.id, self._row.params, progress)
+            runner = Runner(self._executable_plan(), store, self.id, self._row.params, progress)
             saver = open_checkpointer(self._ws.checkpoints)
             config = {"configurable": {"thread_id": self.id}}
             try:
@@ -321,7 +340,8 @@ class Run:
 
 
 def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | None = None,
-              input_path: str | None = None, run_id: str | None = None, progress: Any = None) -> Run:
+              input_path: str | None = None, run_id: str | None = None, progress: Any = None,
+              encoding: str = "utf-8", delimiter: str = ",") -> Run:
     from matcha.runtime.ingest import ingest, records_as_rows
 
     if records is None and input_path is None and plan.spec.source is None:
@@ -329,12 +349,13 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
                        "or pass records (library: run(records=...)) or a file (CLI: --input FILE.csv)")
     if input_path is not None and not Path(input_path).is_file():
         raise RunError(f"input file not found: {input_path}")
-    rid = run_id or _new_run_id()
+    rid = check_run_id(run_id) if run_id is not None else _new_run_id()
     if ws.store.get_run(rid) is not None:
         raise RunError(f"a run with id '{rid}' already exists; use `matcha resume {rid}` or another id")
     params: dict[str, Any] = {}
     if input_path:
-        params["input"] = str(Path(input_path).resolve())
+        params.update(input=str(Path(input_path).resolve()), input_encoding=_encoding(encoding),
+                      input_delimiter=_delimiter(delimiter))
     if records is not None:
         params["records_ingested"] = True
     ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params)
@@ -346,6 +367,22 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
     run = Run(ws, row, plan)
     log.info("run started", run=rid, pipeline=plan.spec.name)
     return run._drive({}, progress)
+
+
+def _encoding(name: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise RunError(f"unknown encoding '{name}'; use e.g. utf-8, utf-8-sig, latin-1, cp1252") from None
+    return name
+
+
+def _delimiter(value: str) -> str:
+    if len(value) != 1 or value in "\r\n\"":
+        raise RunError(f"invalid CSV delimiter {value!r}: give one character such as ',' ';' or a tab")
+    return value
 
 
 def as_dicts(items: list[ReviewItem]) -> list[dict[str, Any]]:

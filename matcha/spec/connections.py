@@ -8,7 +8,7 @@ from typing import Any
 
 from matcha.connectors.base import CONNECTORS, Connector
 from matcha.errors import ConfigIssue, PipelineError
-from matcha.spec.envrefs import resolve_env
+from matcha.spec.envrefs import EnvRefs
 from matcha.spec.validate import validate_model
 from matcha.spec.yamlload import load_located
 
@@ -24,6 +24,18 @@ class Connection:
         return self.cls(self.name, self.config, base_dir=base_dir)
 
 
+def read_config_text(path: Path) -> str:
+    """The text of a configuration file, or a PipelineError naming it (never an OSError traceback)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError.single(str(path), f"the file is not UTF-8 text (byte {exc.start})", "Save it as UTF-8",
+                                   line=1, col=1) from None
+    except OSError as exc:
+        raise PipelineError.single(str(path), f"cannot read the file: {exc.strerror or exc}",
+                                   "Check that it exists and is readable", line=1, col=1) from None
+
+
 def connector_dir(base_dir: Path) -> Path:
     return base_dir / "connectors"
 
@@ -33,16 +45,17 @@ def available(base_dir: Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
-def load_connection(base_dir: Path, name: str) -> Connection:
+def load_connection(base_dir: Path, name: str, env: EnvRefs | None = None) -> Connection:
     """Load and validate ``connectors/<name>.yaml``. Raises PipelineError located in that file."""
+    env = env or EnvRefs()
     path = connector_dir(base_dir) / f"{name}.yaml"
     file = str(path)
-    located = load_located(path.read_text(encoding="utf-8"), file)
+    located = load_located(read_config_text(path), file)
     if not isinstance(located.data, dict):
         raise PipelineError.single(file, "a connection file must be a mapping", "Write `kind: ...` and its fields",
                                    line=1, col=1)
     issues: list[ConfigIssue] = []
-    data = resolve_env(located, issues)
+    data = env.resolve(located, issues)
     kind = data.get("kind")
     cls = CONNECTORS.get(str(kind)) if kind is not None else None
     if cls is None:
@@ -50,9 +63,9 @@ def load_connection(base_dir: Path, name: str) -> Connection:
         what = "the field 'kind' is missing" if kind is None else f"unknown connector kind '{kind}'"
         raise PipelineError([ConfigIssue(file, line, col, "kind", what, CONNECTORS.unknown_hint(str(kind or "")))])
     config, more = validate_model(cls.Config, data, located)
-    # a field whose env variable is missing still holds '${env:...}'; its validation error is noise
-    unresolved = {i.path for i in issues}
-    issues += [i for i in more if i.path not in unresolved]
+    issues += env.keep(more)
     if issues:
         raise PipelineError(issues)
+    if config is None:  # every problem was at a field whose variable is missing (inspection only)
+        config = cls.Config.model_construct(**data)
     return Connection(name=name, file=path, cls=cls, config=config)

@@ -12,14 +12,17 @@ from matcha.errors import ConfigIssue, PipelineError
 from matcha.models.base import PROVIDERS, Provider
 from matcha.spec import graph
 from matcha.spec.conditions import ConditionError, compile_condition
-from matcha.spec.connections import Connection, available, load_connection
-from matcha.spec.envrefs import resolve_env
+from matcha.spec.connections import Connection, available, load_connection, read_config_text
+from matcha.spec.envrefs import EnvRefs
 from matcha.spec.models import PipelineSpec, StepSpec
 from matcha.spec.validate import validate_model
 from matcha.spec.yamlload import Located, load_located
 from matcha.steps.base import STEPS, LoadContext, StaticIssue, Step
 
 Record = dict[str, Any]
+
+#: Step ids the graph uses itself: ``source`` names the source in ``needs``; ``__...`` is internal.
+RESERVED_IDS = ("source",)
 
 # Always defined, so model steps work with zero configuration on a fresh machine (offline bundles).
 # A pipeline replaces one by defining a model with the same name.
@@ -82,11 +85,13 @@ def find_project_root(pipeline_path: Path) -> Path:
 
 
 class _Builder:
-    def __init__(self, located: Located, base_dir: Path):
+    def __init__(self, located: Located, base_dir: Path, env: EnvRefs):
         self.located = located
         self.base_dir = base_dir
+        self.env = env
         self.issues: list[ConfigIssue] = []
         self.bad_models: set[str] = set()  # defined but invalid: already reported
+        self.model_origin: dict[str, tuple[Located, tuple[str | int, ...]]] = {}  # where each model is defined
 
     def issue(self, path: tuple[str | int, ...], message: str, hint: str = "") -> None:
         self.issues.append(self.located.issue(path, message, hint))
@@ -100,9 +105,9 @@ class _Builder:
             self.issue((), "a pipeline file must be a mapping with `name:` and `steps:`",
                        "See docs/pipeline-reference.md for the format")
             self.fail_if_issues()
-        data = resolve_env(self.located, self.issues)
+        data = self.env.resolve(self.located, self.issues)
         spec, more = validate_model(PipelineSpec, data, self.located)
-        self.issues += more
+        self.issues += self.env.keep(more)
         self.fail_if_issues()
         return spec  # type: ignore[no-any-return]
 
@@ -114,14 +119,17 @@ class _Builder:
                 out[name] = cls.Config.model_validate(raw)
         shared = self.base_dir / "models.yaml"
         if shared.is_file():
-            out.update(self._model_entries(load_located(shared.read_text(encoding="utf-8"), str(shared))))
+            try:
+                out.update(self._model_entries(load_located(read_config_text(shared), str(shared))))
+            except PipelineError as exc:
+                self.issues += exc.issues
         out.update(self._model_entries(self.located, spec.models))
         return out
 
     def _model_entries(self, located: Located, entries: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate ``models:`` entries of the pipeline or of the shared ``models.yaml``."""
         if entries is None:
-            data = resolve_env(located, self.issues)
+            data = self.env.resolve(located, self.issues)
             entries = data.get("models") if isinstance(data, dict) else None
             if not isinstance(entries, dict):
                 self.issues.append(located.issue((), "a shared models file holds a `models:` mapping",
@@ -139,12 +147,31 @@ class _Builder:
                 self.bad_models.add(name)
                 continue
             cfg, more = validate_model(cls.Config, raw, located, path)
+            more = self.env.keep(more)
             self.issues += more
+            if cfg is None and not more:  # only fields whose variable is missing were wrong (inspection)
+                cfg = cls.Config.model_construct(**raw)
             if cfg is not None:
                 out[name] = cfg
+                self.model_origin[name] = (located, path)
             else:
                 self.bad_models.add(name)
         return out
+
+    def model_secrets(self, used: set[str], models: dict[str, Any]) -> None:
+        """A model's ``api_key_env`` names a variable that must be set to run: say so now, not mid-run."""
+        if not self.env.require:
+            return
+        import os
+
+        for name in sorted(used & set(self.model_origin)):
+            var = getattr(models[name], "api_key_env", None)
+            if var and not os.environ.get(var):
+                located, path = self.model_origin[name]
+                self.issues.append(located.issue(
+                    (*path, "api_key_env"), f"environment variable {var} (the API key of model '{name}') is not set",
+                    f"Export it before running (export {var}=...), or remove `api_key_env` if the server needs "
+                    "no key"))
 
     def connection(self, name: str, path: tuple[str | int, ...], role: str,
                    cache: dict[str, Connection]) -> Connection | None:
@@ -158,7 +185,7 @@ class _Builder:
                            f"(defined connectors: {names})")
                 return None
             try:
-                conn = load_connection(self.base_dir, name)
+                conn = load_connection(self.base_dir, name, self.env)
             except PipelineError as exc:
                 self.issues += exc.issues
                 return None
@@ -175,7 +202,10 @@ class _Builder:
             self.issue(("steps", i, "type"), f"unknown step type '{s.type}'", STEPS.unknown_hint(s.type))
             return None
         cfg, more = validate_model(cls.Config, s.with_, self.located, ("steps", i, "with"))
+        more = self.env.keep(more)
         self.issues += more
+        if cfg is None and not more:  # only fields whose variable is missing were wrong (inspection)
+            cfg = cls.Config.model_construct(**s.with_)
         if cfg is None:
             return None
         ok = True
@@ -189,17 +219,16 @@ class _Builder:
             elif self.connection(str(ref), path, cls.connector_role or "publisher", conns) is None:
                 ok = False
         step = cls(s, cfg)
-        if ok:
-            ctx = LoadContext(base_dir=self.base_dir, models=models,
-                              connectors={n: c.config for n, c in conns.items()})
-            try:
-                found = step.check(ctx)
-            except (SyntaxError, UnicodeDecodeError, OSError) as exc:
-                # e.g. a script file that does not parse: a user mistake, never a traceback
-                found = [StaticIssue((), f"cannot check this step's files: {type(exc).__name__}: {exc}",
-                                     "Fix the file this step points to")]
-            for si in found:
-                self.issue(("steps", i, "with", *si.path), si.message, si.hint)
+        # the step's own checks run even when a reference is wrong: every problem in one pass
+        ctx = LoadContext(base_dir=self.base_dir, models=models, connectors={n: c.config for n, c in conns.items()})
+        try:
+            found = step.check(ctx)
+        except (SyntaxError, UnicodeError, OSError, ValueError, RecursionError) as exc:
+            # e.g. a script file that does not parse: a user mistake, never a traceback
+            found = [StaticIssue((), f"cannot check this step's files: {type(exc).__name__}: {str(exc)[:200]}",
+                                 "Fix the file this step points to")]
+        for si in found:
+            self.issue(("steps", i, "with", *si.path), si.message, si.hint)
         return step
 
     def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step]) -> bool:
@@ -220,7 +249,11 @@ class _Builder:
     def needs(self, spec: PipelineSpec, steps: dict[str, Step]) -> dict[str, list[str]]:
         first_index: dict[str, int] = {}
         for i, s in enumerate(spec.steps):
-            if s.id in first_index:
+            if s.id in RESERVED_IDS or s.id.startswith("__"):
+                self.issue(("steps", i, "id"), f"the step id '{s.id}' is reserved",
+                           "Choose another id: `source` names the pipeline's source in `needs`, and ids "
+                           "starting with '__' are internal")
+            elif s.id in first_index:
                 line, _ = self.located.where(("steps", first_index[s.id], "id"))
                 self.issue(("steps", i, "id"), f"duplicate step id '{s.id}' (first used on line {line})",
                            "Give every step a unique id")
@@ -230,9 +263,12 @@ class _Builder:
         prev = graph.SOURCE
         for i, s in enumerate(spec.steps):
             deps = s.needs if s.needs is not None else [prev]
-            resolved = []
+            resolved: list[str] = []
             for j, dep in enumerate(deps):
-                if dep in ("source", graph.SOURCE):
+                if s.needs is not None and dep in deps[:j]:
+                    self.issue(("steps", i, "needs", j), f"'{dep}' is listed twice in needs",
+                               "List each step once")
+                elif dep in ("source", graph.SOURCE):
                     resolved.append(graph.SOURCE)
                 elif dep not in first_index:
                     self.issue(("steps", i, "needs", j) if s.needs is not None else ("steps", i),
@@ -261,10 +297,30 @@ class _Builder:
                        "(every path to a publish step must pass an approval)")
 
 
-def load_plan(text: str, file: str, base_dir: Path) -> Plan:
-    """Parse, validate and plan a pipeline. Raises :class:`PipelineError` listing every problem."""
+def load_plan(text: str, file: str, base_dir: Path, *, require_env: bool = True) -> Plan:
+    """Parse, validate and plan a pipeline. Raises :class:`PipelineError` listing every problem.
+
+    ``require_env=False`` is for inspecting a run whose variables are not all set in this process
+    (``runs show``, ``runs export``): missing variables are then not problems.
+    """
+    try:
+        return _load_plan(text, file, base_dir, EnvRefs(require_env))
+    except PipelineError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise PipelineError.single(file, f"this file is too deeply nested or too large to check ({type(exc).__name__})",
+                                   "Simplify it", line=1, col=1) from exc
+    except Exception as exc:
+        # A file that breaks a check is a bug in Matcha, but the user still gets a located message, not a traceback.
+        raise PipelineError.single(
+            file, f"internal error while checking this file: {type(exc).__name__}: {str(exc)[:200]}",
+            "This is a bug in Matcha: please report it with the file (run with --log-level debug for details)",
+            line=1, col=1) from exc
+
+
+def _load_plan(text: str, file: str, base_dir: Path, env: EnvRefs) -> Plan:
     located = load_located(text, file)
-    b = _Builder(located, base_dir)
+    b = _Builder(located, base_dir, env)
     spec = b.spec()
     models = b.models(spec)
     conns: dict[str, Connection] = {}
@@ -284,6 +340,7 @@ def load_plan(text: str, file: str, base_dir: Path) -> Plan:
                 b.issue(("steps", i, "when"), str(exc),
                         "Write a condition such as \"label == 'negative'\" or "
                         "\"score >= 0.5 and lang in ['fr', 'en']\"")
+    b.model_secrets({n for st in steps.values() for n in st.model_names()} | set(spec.models), models)
     needs = b.needs(spec, steps)
     b.fail_if_issues()
     b.gate(spec, needs, steps)

@@ -36,13 +36,22 @@ def _message(err: dict[str, Any]) -> tuple[str, str]:
         return "unknown field", _HINTS[kind]
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return (f"received invalid value {err.get('input')!r}", f"Valid values are: {expected}")
+        return (f"received invalid value {_shown(err.get('input'))}", f"Valid values are: {expected}")
     msg = err["msg"]
     if kind == "value_error":  # our own validators' text; pydantic's "Value error, " prefix is noise
         msg = msg.removeprefix("Value error, ")
     if "input" in err and kind not in ("missing",) and not isinstance(err["input"], dict | list):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {_shown(err['input'])})"
     return msg, _HINTS.get(kind, "")
+
+
+def _shown(value: Any) -> str:
+    """A short representation of a wrong value (a 5,000-digit number has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a number with more than {4300:,} digits"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def issues_from_validation(

@@ -7,6 +7,7 @@ other unknown tag becomes a located :class:`PipelineError`, never an object.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,26 @@ from matcha.errors import ConfigIssue, PipelineError
 Path_ = tuple[str | int, ...]
 
 
+# Plain scalars that YAML 1.1 would turn into dates, or into the obscure `=` / `!` value tags, stay
+# strings: a pipeline never needs a date object, and `name: 2001-13-45` must not crash the loader.
+_PLAIN_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:int",
+               "tag:yaml.org,2002:float", "tag:yaml.org,2002:merge"}
+#: Tags a scalar may carry (implicitly or written as ``!!str`` etc.).
+SCALAR_TAGS = _PLAIN_TAGS - {"tag:yaml.org,2002:merge"} | {"tag:yaml.org,2002:str"}
+
+#: Limits that keep a hostile file from exhausting the stack, CPU or memory. Real pipelines stay far
+#: below them (nesting about 6, a few thousand values including inline classifier examples).
+MAX_DEPTH = 64
+MAX_NODES = 200_000  # values after expanding aliases
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader; composes nodes only, construction of scalars stays safe."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table, replaced, not mutated
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in _PLAIN_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 @dataclass
@@ -80,10 +99,19 @@ class _Builder:
         return self._scalar(node, path)
 
     def _scalar(self, node: yaml.Node, path: Path_) -> Any:
+        if node.tag not in SCALAR_TAGS:  # !!python/..., !!binary, !!timestamp, !!set...
+            raise self._tag_error(node, path, "value")
         try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise self._tag_error(node, path, "value") from exc
+            value = self.loader.construct_object(node, deep=True)
+        except Exception as exc:  # !!bool maybe, !!float x, a 5,000-digit int: each constructor fails its own way
+            raise self._error(node, path, f"cannot read {_shown(node.value)} as {_TAG_WORDS[node.tag]}",
+                              _TAG_HINTS[node.tag]) from exc
+        bad = _SURROGATE.search(value) if isinstance(value, str) else None
+        if bad:
+            raise self._error(node, path, f"this text contains a lone surrogate U+{ord(bad.group()):04X}, "
+                              "which is not a valid Unicode character",
+                              "Remove the \\uD800-\\uDFFF escape; write the character itself in UTF-8")
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
@@ -91,7 +119,7 @@ class _Builder:
         self.loader.flatten_mapping(node)  # YAML merge keys (<<)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self._scalar(key_node, path)
+            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise self._error(key_node, path, "mapping keys must be plain strings",
                                   "Write the key as plain text followed by ':', e.g. `name:`")
@@ -105,22 +133,126 @@ class _Builder:
         return out
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TAG_WORDS = {
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:str": "text",
+}
+_TAG_HINTS = {
+    "tag:yaml.org,2002:bool": "Write true or false (or remove the !!bool tag)",
+    "tag:yaml.org,2002:null": "Write null (or remove the !!null tag)",
+    "tag:yaml.org,2002:int": "Write a whole number of at most 4,300 digits, or quote the value to keep it as text",
+    "tag:yaml.org,2002:float": "Write a number such as 0.5, or quote the value to keep it as text",
+    "tag:yaml.org,2002:str": "Quote the value",
+}
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _prescan(loader: _Loader, file: str) -> None:
+    """Walk the parser's events (no recursion, no objects built) and refuse, with their position,
+    nesting deeper than :data:`MAX_DEPTH`, an alias inside the anchor it names (a cycle), and aliases
+    that expand to more than :data:`MAX_NODES` values (a "billion laughs" file of a few hundred bytes).
+
+    Aliases stay allowed (models and examples are often shared with ``&anchor`` / ``<<: *anchor``);
+    only their expanded size is bounded.
+    """
+    scan = _Scan(file)
+    while loader.check_event():
+        scan.event(loader.get_event())
+
+
+class _Scan:
+    def __init__(self, file: str):
+        self.file = file
+        self.frames: list[list[Any]] = []  # [anchor or None, expanded size so far] per open collection
+        self.sizes: dict[str, int] = {}  # anchor -> expanded size of the node it names
+        self.seen = 0  # values so far, aliases expanded
+
+    def fail(self, event: yaml.Event, message: str, hint: str) -> None:
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise PipelineError.single(self.file, message, hint, line=line, col=col)
+
+    def event(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(self.frames) >= MAX_DEPTH:
+                self.fail(event, f"values are nested more than {MAX_DEPTH} levels deep",
+                          "Pipelines need a few levels at most: flatten this structure")
+            self.frames.append([event.anchor, 1])
+            self.count(event, 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = self.frames.pop()
+            if anchor is not None:
+                self.sizes[anchor] = size
+            if self.frames:  # already counted in `seen`, value by value
+                self.frames[-1][1] += size
+        elif isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in self.frames):
+                self.fail(event, f"the alias *{event.anchor} is inside the anchor &{event.anchor} it refers to",
+                          "An alias cannot contain itself: copy the values instead")
+            self.add(event, self.sizes.get(event.anchor or "", 1))  # an undefined alias is reported by the composer
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+            self.add(event, 1)
+
+    def add(self, event: yaml.Event, size: int) -> None:
+        if self.frames:
+            self.frames[-1][1] += size
+        self.count(event, size)
+
+    def count(self, event: yaml.Event, size: int) -> None:
+        self.seen += size
+        if self.seen > MAX_NODES:
+            self.fail(event, f"this file expands to more than {MAX_NODES:,} values (through aliases)",
+                      "Use fewer aliases (*name), or move large data such as examples to a CSV file")
+
+
 def load_located(text: str, file: str) -> Located:
     """Parse ``text`` safely, keeping positions. Raises :class:`PipelineError` on any YAML problem."""
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise PipelineError.single(file, "the file is empty",
-                                       "Write its content: a pipeline needs `name:` and `steps:`, a connection "
-                                       "needs `kind:` (see docs/pipeline-reference.md)",
-                                       line=1, col=1)
-        builder = _Builder(loader, file)
-        data = builder.build(node, ())
+        # Two passes: a cheap event scan bounds depth and alias expansion before anything is composed
+        # (PyYAML's composer recurses and follows aliases), then the located build.
+        scanner = _Loader(text)
+        try:
+            _prescan(scanner, file)
+        finally:
+            scanner.dispose()
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise PipelineError.single(file, "the file is empty",
+                                           "Write its content: a pipeline needs `name:` and `steps:`, a connection "
+                                           "needs `kind:` (see docs/pipeline-reference.md)",
+                                           line=1, col=1)
+            builder = _Builder(loader, file)
+            data = builder.build(node, ())
+        finally:
+            loader.dispose()
         return Located(data=data, file=file, positions=builder.positions)
+    except yaml.reader.ReaderError as exc:
+        line, col = _position(text, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise PipelineError.single(
+            file, f"the file contains the control character U+{ord(char):04X}, which YAML does not allow",
+            "Remove it (write \\t, \\n or \\uXXXX inside a double-quoted string if you need it)",
+            line=line, col=col) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         # the context says what was open when parsing failed, e.g. where an unclosed quote started
         context, cmark = exc.context, exc.context_mark
@@ -136,6 +268,4 @@ def load_located(text: str, file: str) -> Located:
             col=col,
         ) from exc
     except yaml.YAMLError as exc:
-        raise PipelineError.single(file, f"YAML error: {exc}", "Fix the YAML syntax") from exc
-    finally:
-        loader.dispose()
+        raise PipelineError.single(file, f"YAML error: {exc}", "Fix the YAML syntax", line=1, col=1) from exc

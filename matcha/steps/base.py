@@ -54,7 +54,7 @@ class StepContext:
     models: Callable[[str], Provider]  # name -> loaded provider
     connectors: Callable[[str], Connector]  # name -> connector
     upstream: set[str]  # ids of every step upstream of this one
-    step_types: dict[str, str]  # step id -> type, for the whole pipeline
+    approvals: set[str]  # ids of the upstream steps whose class ``approves`` (plugins included)
     progress: Callable[[str, int, int], None] = lambda step, done, total: None
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from matcha.errors import PipelineError
 from matcha.ml.fewshot import FewShotClassifier, embed_pooled, load_examples_csv, validate_examples
 from matcha.models.base import PROVIDERS, Embedder, Generator
+from matcha.spec.paths import ProjectPath, resolve_in_project
 from matcha.steps.base import (
     BatchOutcome,
     LoadContext,
@@ -50,7 +51,8 @@ class ClassifyConfig(StepConfig):
     field: str = Field("text", description="Record field holding the text to classify.")
     labels: list[str] | None = Field(None, description="The labels; default: those used by the examples.")
     examples: list[Example] | None = Field(None, description="Inline labeled examples [{text, label}].")
-    examples_file: str | None = Field(None, description="CSV with columns text,label (relative to the project).")
+    examples_file: ProjectPath | None = Field(None,
+                                              description="CSV with columns text,label (relative to the project).")
     min_examples: int = Field(3, ge=1, description="Fewest examples accepted per label (method examples).")
     output: str = Field("label", description="Field receiving the label; the score goes to <output>_score.")
     instructions: str = Field("Classify the text.", description="Task description for method llm.")
@@ -88,7 +90,7 @@ class Classifier(Step):
         cfg = self.config
         out = [(e.text, e.label) for e in cfg.examples or []]
         if cfg.examples_file:
-            out += load_examples_csv(base_dir / cfg.examples_file)
+            out += load_examples_csv(resolve_in_project(base_dir, cfg.examples_file))
         return out
 
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
@@ -97,10 +99,8 @@ class Classifier(Step):
         need = "generate" if self.config.method == "llm" else "embed"
         model = ctx.models.get(name)
         provider = PROVIDERS.get(model.provider) if model is not None else None
-        if model is None:
-            issues.append(StaticIssue(("model",), f"unknown model '{name}'",
-                                      f"Define it under `models:` (defined models: {', '.join(ctx.models)})"))
-        elif provider is not None and need not in provider.capabilities:
+        # an unknown model is reported by the `references` check
+        if model is not None and provider is not None and need not in provider.capabilities:
             issues.append(StaticIssue(("model",), f"model '{name}' (provider {model.provider}) cannot {need}",
                                       f"method {self.config.method} needs a model that can {need}"))
         if self.config.method == "examples":

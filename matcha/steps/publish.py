@@ -33,9 +33,8 @@ class PublishStep(Step):
     publishes = True
 
     def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
-        approvals = {s for s in ctx.upstream if ctx.step_types.get(s) == "approval"}
         decisions: dict[str, list[dict[str, Any]]] = {}
-        for step_id in sorted(approvals):
+        for step_id in sorted(ctx.approvals):
             for d in ctx.store.approvals(ctx.run_id, step_id):
                 decisions.setdefault(d["record_id"], []).append(d)
         publisher = ctx.connectors(self.config.connector)

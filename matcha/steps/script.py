@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from matcha.spec.paths import check_project_path, resolve_in_project
 from matcha.steps.base import (
     BatchOutcome,
     LoadContext,
@@ -39,6 +40,9 @@ class ScriptConfig(StepConfig):
     def _shape(cls, v: str) -> str:
         if v.count(":") != 1 or not all(v.split(":")):
             raise ValueError("expected 'module:function' or 'path/to/file.py:function'")
+        target = v.split(":")[0]
+        if target.endswith(".py"):
+            check_project_path(target)
         return v
 
 
@@ -50,7 +54,7 @@ def _split(ref: str) -> tuple[str, str]:
 def load_function(ref: str, base_dir: Path) -> Callable[..., Any]:
     target, func = _split(ref)
     if target.endswith(".py"):
-        path = (base_dir / target).resolve()
+        path = resolve_in_project(base_dir, target)
         name = "matcha_script_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec and spec.loader
@@ -72,7 +76,7 @@ class ScriptStep(Step):
         # Checked without importing: validating a pipeline never runs user code.
         target, func = _split(self.config.function)
         if target.endswith(".py"):
-            path = ctx.base_dir / target
+            path = resolve_in_project(ctx.base_dir, target)
             if not path.is_file():
                 return [StaticIssue(("function",), f"script file not found: {path}",
                                     "Paths are relative to the project root (the folder holding connectors/)")]
