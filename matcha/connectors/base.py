@@ -77,6 +77,12 @@ class Source(Connector):
 class Publisher(Connector):
     role = "publisher"
 
+    @classmethod
+    def published_fields(cls, config: Any) -> list[str]:
+        """Record fields this publisher sends besides the approved text (``fields:`` by convention).
+        Validation requires a reviewer to have seen each of them."""
+        return list(getattr(config, "fields", None) or [])
+
     @abstractmethod
     def publish(self, items: list[PublishItem]) -> None:
         """Deliver ``items``; raise ConnectorError if any could not be delivered."""

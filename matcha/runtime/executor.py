@@ -74,19 +74,41 @@ class Runner:
         limit = spec.limit if spec else None
         self.store.step_started(self.run_id, SOURCE)
         log.info("reading source", run=self.run_id, source=source.describe())
-        ingest(self.store, self.run_id, source.read(), id_field, limit,
-               progress=lambda n: self.progress("source", n, 0))
+        try:
+            ingest(self.store, self.run_id, source.read(), id_field, limit,
+                   progress=lambda n: self.progress("source", n, 0))
+        except Exception:
+            self.store.step_finished(self.run_id, SOURCE, status="failed")
+            raise
         self.store.step_finished(self.run_id, SOURCE)
 
     def _source(self) -> Source:
-        from matcha.connectors.files import CsvSource, JsonlSource
+        from pydantic import ValidationError
+
+        from matcha.connectors.files import CsvSource, JsonlSource, TextFileSource
 
         path = self.params.get("input")
         if path:
             p = Path(path)
-            if p.suffix.lower() == ".jsonl":
-                return JsonlSource("input", JsonlSource.Config(kind="jsonl", path=str(p)), base_dir=Path.cwd())
-            return CsvSource("input", CsvSource.Config(kind="csv", path=str(p), delimiter=","), base_dir=Path.cwd())
+            encoding = self.params.get("input_encoding") or "utf-8"
+            delimiter = self.params.get("input_delimiter")
+            source: TextFileSource
+            try:
+                if p.suffix.lower() == ".jsonl":
+                    if delimiter:
+                        raise ConnectorError(f"--delimiter applies to CSV files, but {p.name} is read as JSON Lines; "
+                                             "run again without --delimiter")
+                    config: Any = JsonlSource.Config(kind="jsonl", path=str(p), encoding=encoding)
+                    source = JsonlSource("input", config, base_dir=Path.cwd())
+                else:
+                    config = CsvSource.Config(kind="csv", path=str(p), delimiter=delimiter or ",", encoding=encoding)
+                    source = CsvSource("input", config, base_dir=Path.cwd())
+            except ValidationError as exc:
+                why = "; ".join(f"--{e['loc'][0]}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+                raise ConnectorError(f"cannot read --input {p.name}: {why}") from None
+            # there is no connection file to edit: the fix for a wrong encoding is the option
+            source.encoding_hint = "run again with --encoding"
+            return source
         spec = self.plan.spec.source
         if spec is None:
             raise ConnectorError("this pipeline has no `source:`; pass records (library) or --input FILE (CLI)")
@@ -96,19 +118,32 @@ class Runner:
 
     def run_step(self, ps: PlannedStep) -> None:
         sid = ps.id
+        upstream = self.plan.upstream(sid)
         self.store.step_started(self.run_id, sid)
         ctx = StepContext(
             run_id=self.run_id, step_id=sid, store=self.store, base_dir=self.plan.base_dir,
             batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
-            connectors=self.connector, upstream=self.plan.upstream(sid),
-            step_types={k: v.step.spec.type for k, v in self.plan.steps.items()}, progress=self.progress,
+            connectors=self.connector, upstream=upstream,
+            approvals={s for s in upstream if self.plan.steps[s].step.approves}, progress=self.progress,
         )
         log.info("step started", run=self.run_id, step=sid, type=ps.step.spec.type)
-        ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
+        try:
+            ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
+        except Exception as exc:
+            # LangGraph's interrupt is an exception too: a paused approval step is waiting, not failed
+            if not _is_interrupt(exc):
+                self.store.step_finished(self.run_id, sid, status="failed")
+            raise
         self.store.step_finished(self.run_id, sid)
         c = self.store.step_counts(self.run_id, sid, ps.needs)
         log.info("step finished", run=self.run_id, step=sid, received=c.received, out=c.out,
                  dropped=c.dropped, quarantined=c.quarantined)
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    from langgraph.errors import GraphInterrupt
+
+    return isinstance(exc, GraphInterrupt)
 
 
 def compile_graph(plan: Plan, runner_for: Callable[[str], Runner], checkpointer: Any) -> Any:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matcha.secrets import mask
+from matcha.errors import RunError
+from matcha.runtime import integrity
+from matcha.secrets import mask, mask_obj
 
 Record = dict[str, Any]
 
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE TABLE IF NOT EXISTS approvals (
   run_id TEXT, step_id TEXT, record_id TEXT, seq INTEGER, field TEXT, status TEXT, ai_text TEXT,
-  final_text TEXT, sha256 TEXT, reviewer TEXT, decided_at REAL, reason TEXT, context TEXT,
+  final_text TEXT, sha256 TEXT, reviewer TEXT, decided_at REAL, reason TEXT, context TEXT, mac TEXT,
   PRIMARY KEY (run_id, step_id, record_id)
 );
 CREATE TABLE IF NOT EXISTS ledger (
@@ -90,7 +92,11 @@ class RunStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._conn().executescript(SCHEMA)
+        db = self._conn()
+        db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
+        if "mac" not in columns:  # a store created before decisions were signed
+            db.execute("ALTER TABLE approvals ADD COLUMN mac TEXT")
 
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -127,12 +133,16 @@ class RunStore:
     def create_run(self, run_id: str, name: str, pipeline_path: str, base_dir: str, spec_text: str,
                    params: dict[str, Any]) -> None:
         now = time.time()
-        with self.tx() as db:
-            db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, name, pipeline_path, base_dir, spec_text, "running", None, now, now,
-                 json.dumps(params)),
-            )
+        try:
+            with self.tx() as db:
+                db.execute(
+                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (run_id, name, pipeline_path, base_dir, spec_text, "running", None, now, now,
+                     json.dumps(params)),
+                )
+        except sqlite3.IntegrityError:  # another process created it between our check and this insert
+            raise RunError(f"a run with id '{run_id}' already exists; use `matcha resume {run_id}` "
+                           "or another id") from None
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self._conn().execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
@@ -155,7 +165,7 @@ class RunStore:
             db.executemany(
                 "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?)",
                 [(run_id, step_id, rid, seq, status, mask(reason) if reason else None,
-                  json.dumps(data, ensure_ascii=False, default=str))
+                  json.dumps(mask_obj(data), ensure_ascii=False, default=str))
                  for rid, seq, status, reason, data in rows],
             )
 
@@ -209,6 +219,13 @@ class RunStore:
             "SELECT step_id, record_id, reason, data FROM records WHERE run_id=? AND status='quarantined' "
             "ORDER BY step_id, seq", (run_id,))
         return [{"step": s, "id": r, "reason": why, "record": json.loads(d)} for s, r, why, d in rows]
+
+    def rename_record(self, run_id: str, step_id: str, old_id: str, new_id: str) -> None:
+        """Give a written record another id; a row already holding ``new_id`` is replaced (ingest renames
+        a quarantined row when a real record turns out to have its made-up id)."""
+        with self.tx() as db:
+            db.execute("UPDATE OR REPLACE records SET record_id=? WHERE run_id=? AND step_id=? AND record_id=?",
+                       (new_id, run_id, step_id, old_id))
 
     # -- steps ------------------------------------------------------------------------------
     def step_started(self, run_id: str, step_id: str) -> None:
@@ -270,7 +287,8 @@ class RunStore:
             db.executemany(
                 "INSERT OR IGNORE INTO approvals (run_id, step_id, record_id, seq, field, status, ai_text, context)"
                 " VALUES (?,?,?,?,?,'pending',?,?)",
-                [(run_id, step_id, rid, seq, field, text, json.dumps(ctx, ensure_ascii=False, default=str))
+                [(run_id, step_id, rid, seq, field, mask(text),
+                  json.dumps(mask_obj(ctx), ensure_ascii=False, default=str))
                  for rid, seq, field, text, ctx in items])
 
     def approvals(self, run_id: str, step_id: str | None = None,
@@ -288,13 +306,22 @@ class RunStore:
 
     def decide(self, run_id: str, step_id: str, record_id: str, *, status: str, final_text: str | None,
                sha256: str | None, reviewer: str, reason: str | None) -> bool:
-        """Record a decision on a pending item; False when it is not pending."""
+        """Record a signed decision on a pending item; False when it is not pending."""
+        key = integrity.installation_key()
         with self.tx() as db:
-            cur = db.execute(
-                "UPDATE approvals SET status=?, final_text=?, sha256=?, reviewer=?, decided_at=?, reason=? "
+            row = db.execute("SELECT * FROM approvals WHERE run_id=? AND step_id=? AND record_id=? "
+                             "AND status='pending'", (run_id, step_id, record_id)).fetchone()
+            if row is None:
+                return False
+            decision = {**dict(row), "status": status, "final_text": final_text, "sha256": sha256,
+                        "reviewer": reviewer, "decided_at": time.time(), "reason": reason}
+            decision["mac"] = integrity.sign(decision, key)
+            db.execute(
+                "UPDATE approvals SET status=?, final_text=?, sha256=?, reviewer=?, decided_at=?, reason=?, mac=? "
                 "WHERE run_id=? AND step_id=? AND record_id=? AND status='pending'",
-                (status, final_text, sha256, reviewer, time.time(), reason, run_id, step_id, record_id))
-            return cur.rowcount == 1
+                (status, final_text, sha256, reviewer, decision["decided_at"], reason, decision["mac"],
+                 run_id, step_id, record_id))
+            return True
 
     # -- publish ledger ---------------------------------------------------------------------
     def ledger_status(self, run_id: str, step_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:

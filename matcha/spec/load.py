@@ -297,6 +297,31 @@ class _Builder:
                        "(every path to a publish step must pass an approval)")
 
 
+def _reviewed(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], steps: dict[str, Step],
+              conns: dict[str, Connection]) -> None:
+    """A publisher may send only fields a reviewer saw: each field it names must be shown by every
+    approval step upstream of the publish step (its text field or its ``context``)."""
+    for i, s in enumerate(spec.steps):
+        st = steps.get(s.id)
+        if st is None or not st.publishes:
+            continue
+        approvals = [steps[a] for a in graph.upstream(needs, s.id) if a in steps and steps[a].approves]
+        shown = [set(f) for a in approvals if (f := a.reviewed_fields()) is not None]
+        if not shown:
+            continue
+        seen = set.intersection(*shown)
+        for fld, kind in st.references.items():
+            conn = conns.get(str(getattr(st.config, fld, ""))) if kind == "connectors" else None
+            if conn is None:
+                continue
+            for name in conn.cls.published_fields(conn.config):
+                if name not in seen:
+                    b.issue(("steps", i, "with", fld),
+                            f"connector '{conn.name}' publishes the field '{name}', which the reviewer does not see",
+                            f"Add '{name}' to the approval step's `context` (so it is reviewed), or remove it from "
+                            f"`fields` in connectors/{conn.name}.yaml")
+
+
 def load_plan(text: str, file: str, base_dir: Path, *, require_env: bool = True) -> Plan:
     """Parse, validate and plan a pipeline. Raises :class:`PipelineError` listing every problem.
 
@@ -344,6 +369,7 @@ def _load_plan(text: str, file: str, base_dir: Path, env: EnvRefs) -> Plan:
     needs = b.needs(spec, steps)
     b.fail_if_issues()
     b.gate(spec, needs, steps)
+    _reviewed(b, spec, needs, steps, conns)
     b.fail_if_issues()
     planned = {s.id: PlannedStep(i, steps[s.id], needs[s.id], conditions[s.id]) for i, s in enumerate(spec.steps)}
     return Plan(spec=spec, file=file, text=text, base_dir=base_dir, steps=planned, models=models, connections=conns)

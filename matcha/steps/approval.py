@@ -29,6 +29,9 @@ class ApprovalStep(Step):
     Config = ApprovalConfig
     approves = True
 
+    def reviewed_fields(self) -> list[str]:
+        return [self.config.field, *self.config.context]
+
     def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
         from langgraph.types import interrupt
 

@@ -105,6 +105,11 @@ class Step:
         return [str(getattr(self.config, f)) for f, kind in self.references.items()
                 if kind == "models" and getattr(self.config, f, None)]
 
+    def reviewed_fields(self) -> list[str] | None:
+        """For an approval step: the record fields its reviewers see (what a publisher may send).
+        ``None`` when the step does not say (plugins): publishers' fields are then not checked."""
+        return None
+
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
         """Extra load-time checks (files exist, examples valid...). Must not load models."""
         return []

@@ -1,7 +1,10 @@
 """``publish``: deliver approved items through a publisher connection, exactly once.
 
-Only items approved by an upstream ``approval`` step are sent, and only if the text about to be
-sent still has the sha256 recorded with the approval. A ledger keyed by (run, step, record, hash)
+Only items approved by an upstream approval step (any step class that ``approves``) are sent, and
+only if the decision's MAC verifies (see :mod:`matcha.runtime.integrity`) and the text about to be
+sent still has the sha256 recorded with the approval. What is sent is the reviewed content: the
+approved text and the context fields as the reviewer saw them, never the record's other fields
+(a step between approval and publish cannot slip data past the reviewer). A ledger keyed by (run, step, record, hash)
 makes a resumed publish skip what was already sent; items caught between sending and the ledger
 update are checked against the destination (``already_published``) and HTTP publishers send an
 idempotency key.
@@ -16,6 +19,7 @@ from pydantic import Field
 
 from matcha.connectors.base import Publisher, PublishItem
 from matcha.runtime.batches import write_outcome
+from matcha.runtime import integrity
 from matcha.runtime.faults import crash_point
 from matcha.runtime.store import sha256_text
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
@@ -54,6 +58,7 @@ class PublishStep(Step):
 
     def _batch(self, ctx: StepContext, publisher: Any, todo: list[tuple[str, int, Record]],
                decisions: dict[str, list[dict[str, Any]]], when: Callable[[Record], bool] | None) -> None:
+        key = integrity.installation_key()
         outcome = BatchOutcome()
         items: list[PublishItem] = []
         seqs = {}
@@ -63,11 +68,15 @@ class PublishStep(Step):
             if when is not None and not when(rec):
                 outcome.dropped.append((rec, "condition `when` not met"))
                 continue
-            verdict, text, sha = self._verify(rec, decisions.get(rid, []))
-            if verdict:
+            verdict, decision = self._verify(rec, decisions.get(rid, []), key)
+            if decision is None:
                 outcome.quarantined.append((rec, verdict))
                 continue
-            items.append(PublishItem(ctx.run_id, ctx.step_id, rid, text, sha, rec))
+            text = decision["final_text"]
+            # What leaves is what the reviewer saw: the approved text and the context fields as shown
+            # (both covered by the decision's MAC), never fields a later step changed or added.
+            reviewed = {**decision["context"], decision["field"]: text, "id": rid}
+            items.append(PublishItem(ctx.run_id, ctx.step_id, rid, text, decision["sha256"], reviewed))
         keys = [(it.record_id, it.sha256) for it in items]
         ledger = ctx.store.ledger_status(ctx.run_id, ctx.step_id, keys)
         in_doubt = [it for it in items if ledger.get((it.record_id, it.sha256)) == "sending"]
@@ -85,16 +94,19 @@ class PublishStep(Step):
         write_outcome(ctx, outcome, seqs)
 
     @staticmethod
-    def _verify(rec: Record, decisions: list[dict[str, Any]]) -> tuple[str, str, str]:
-        """('', text, sha) when publishable, else (reason, '', '')."""
+    def _verify(rec: Record, decisions: list[dict[str, Any]], key: bytes) -> tuple[str, dict[str, Any] | None]:
+        """('', decision) when the record may be published, else (reason, None)."""
         if not decisions:
-            return "no approval decision for this record", "", ""
+            return "no approval decision for this record", None
         if any(d["status"] == "rejected" for d in decisions):
-            return "rejected by a reviewer", "", ""
+            return "rejected by a reviewer", None
         for d in decisions:
+            if d["status"] != "approved":
+                continue
+            if not integrity.verify(d, key):
+                return ("the approval decision fails its integrity check (it was changed outside Matcha, or signed "
+                        "with another installation key); not published. See docs/approval.md"), None
             text = rec.get(d["field"])
-            if d["status"] == "approved" and isinstance(text, str):
-                sha = sha256_text(text)
-                if sha == d["sha256"]:
-                    return "", text, sha
-        return "content changed after approval (sha256 does not match the approved text); not published", "", ""
+            if isinstance(text, str) and sha256_text(text) == d["sha256"] == sha256_text(d["final_text"]):
+                return "", d
+        return "content changed after approval (sha256 does not match the approved text); not published", None
