@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matcha.connectors.base import Publisher
 from matcha.errors import ConfigIssue, PipelineError
 from matcha.models.base import PROVIDERS, Provider
 from matcha.spec import graph
@@ -312,7 +313,7 @@ def _reviewed(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], step
         seen = set.intersection(*shown)
         for fld, kind in st.references.items():
             conn = conns.get(str(getattr(st.config, fld, ""))) if kind == "connectors" else None
-            if conn is None:
+            if conn is None or not issubclass(conn.cls, Publisher):
                 continue
             for name in conn.cls.published_fields(conn.config):
                 if name not in seen:

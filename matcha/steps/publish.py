@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from matcha.connectors.base import Publisher, PublishItem
-from matcha.runtime.batches import write_outcome
 from matcha.runtime import integrity
+from matcha.runtime.batches import write_outcome
 from matcha.runtime.faults import crash_point
 from matcha.runtime.store import sha256_text
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
