@@ -4,11 +4,31 @@ Every item carries its idempotency key in the file (jsonl ``key`` field, csv ``k
 markdown ``<!-- matcha-key: KEY -->`` under the heading), so after a crash between writing and
 the run's ledger update, :meth:`FilePublisher.already_published` finds what was written and a
 resume never duplicates it.
+
+A reader never sees a partial record once the run has resumed. A SIGKILL can cut an append short
+(a large write() returns early on a fatal signal), so each batch is committed like this:
+
+1. take an exclusive ``flock`` on the output file (two runs may publish to the same file);
+2. repair: bytes beyond the committed size belong to a batch that was cut short, so they are
+   truncated away;
+3. append the batch, fsync;
+4. record the new committed size in a sidecar next to the output, ``.<name>.matcha-state``
+   (JSON, written to a temporary file, fsynced, then renamed over the old one).
+
+The items of a batch cut short are still marked ``sending`` in the run's ledger. On resume the
+publish step asks :meth:`FilePublisher.already_published` first, which repairs the file the same
+way before scanning it, so those items are not found there and are sent again, exactly once.
+A crash after the fsync but before the sidecar update is handled the same way: the batch is
+truncated and sent again. A file without a sidecar (written by an older Matcha), or one that is
+not the file the sidecar describes (replaced, or shorter than recorded), is taken as fully
+committed: bytes are only removed when they are known to be an unfinished append of ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -22,6 +42,7 @@ from pydantic import Field, field_validator
 from matcha.connectors.base import CONNECTORS, ConnectorConfig, Publisher, PublishItem
 from matcha.connectors.files import resolve_path
 from matcha.errors import ConnectorError
+from matcha.runtime.faults import crash_point
 
 BASE_COLUMNS = ("id", "text", "sha256", "run_id", "key")
 _MD_KEY = re.compile(r"<!-- matcha-key: ([0-9a-f]+) -->")
@@ -68,12 +89,17 @@ class FilePublisher(Publisher):
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            text = self._render(items, path)
-            # One write per batch, then fsync: the data is on disk before the caller records it.
-            with path.open("a", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
+            with _locked(path, create=True) as fd:
+                size = _repair(fd, path)
+                data = self._render(items, fd, size).encode("utf-8")
+                # Two writes with a crash point between them: the fault tests kill the process there
+                # to prove that a torn append is repaired. The data is on disk before it is committed.
+                half = len(data) // 2
+                _write_all(fd, data[:half])
+                crash_point("file_publisher.mid_write")
+                _write_all(fd, data[half:])
+                os.fsync(fd)
+                _save_state(path, fd, size + len(data))
         except OSError as exc:
             raise ConnectorError(
                 f"Publisher '{self.name}': cannot write {path}: {exc.strerror or exc}. "
@@ -82,9 +108,20 @@ class FilePublisher(Publisher):
 
     def already_published(self, items: list[PublishItem]) -> set[str]:
         wanted = {item.key for item in items}
-        if not wanted or not self.path.exists():
+        path = self.path
+        if not wanted or not path.exists():
             return set()
-        return wanted & set(self._scan_keys())
+        try:
+            with _locked(path, create=False) as fd:
+                _repair(fd, path)  # a batch cut short must not count as published
+                return wanted & set(self._scan_keys())
+        except FileNotFoundError:
+            return set()  # removed since the check above
+        except OSError as exc:
+            raise ConnectorError(
+                f"Publisher '{self.name}': cannot read or repair {path}: {exc.strerror or exc}. "
+                f"Check that the file and its directory are writable"
+            ) from exc
 
     def _row(self, item: PublishItem) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -98,15 +135,14 @@ class FilePublisher(Publisher):
             row[name] = item.record.get(name)
         return row
 
-    def _render(self, items: list[PublishItem], path: Path) -> str:
-        size = path.stat().st_size if path.exists() else 0
-        # A crash mid-write can leave a last line without its newline; start on a fresh line.
-        prefix = "\n" if size and not _ends_with_newline(path) else ""
+    def _render(self, items: list[PublishItem], fd: int, size: int) -> str:
+        # A file from an older version may end in a line cut short by a crash; start on a fresh line.
+        prefix = "\n" if size and os.pread(fd, 1, size - 1) != b"\n" else ""
         fmt = self.config.format
         if fmt == "jsonl":
             body = "".join(json.dumps(self._row(i), ensure_ascii=False, default=str) + "\n" for i in items)
         elif fmt == "csv":
-            body = self._render_csv(items, path, write_header=size == 0)
+            body = self._render_csv(items, self.path, write_header=size == 0)
         else:
             body = "".join(self._render_markdown(i) for i in items)
         return prefix + body
@@ -179,7 +215,66 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
+def state_path(path: Path) -> Path:
+    """The sidecar holding how many bytes of ``path`` are committed."""
+    return path.with_name(f".{path.name}.matcha-state")
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, create: bool) -> Iterator[int]:
+    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed, also when the process dies
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _repair(fd: int, path: Path) -> int:
+    """Truncate an append that was cut short; returns the committed size. Call with the lock held."""
+    st = os.fstat(fd)
+    state = _load_state(path)
+    same_file = state is not None and (state.get("dev"), state.get("ino")) == (st.st_dev, st.st_ino)
+    committed = state.get("size") if state is not None and same_file else None
+    if not isinstance(committed, int) or committed > st.st_size:
+        # No sidecar, another file, or a file someone shortened: all of it counts as committed.
+        # Recorded now, so that a crash in the coming append can be repaired.
+        _save_state(path, fd, st.st_size)
+        return st.st_size
+    if st.st_size > committed:
+        os.ftruncate(fd, committed)
+        os.fsync(fd)
+    return committed
+
+
+def _load_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(state_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # unreadable: never cut bytes on its word; it is rewritten at the next append
+    return state if isinstance(state, dict) else None
+
+
+def _save_state(path: Path, fd: int, size: int) -> None:
+    st = os.fstat(fd)
+    state = state_path(path)
+    tmp = state.with_name(state.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump({"size": size, "dev": st.st_dev, "ino": st.st_ino}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, state)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename (and a newly created output file) survive a power cut
+    finally:
+        os.close(dir_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]  # write() may write less than asked

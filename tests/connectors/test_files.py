@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,133 @@ def test_csv_keeps_reading_after_a_bad_row(tmp_path: Path) -> None:
     assert rows[-1].data == {"a": "6", "b": "7"}
 
 
+def summary(rows: list[SourceRow]) -> list[tuple[int, str]]:
+    """(line, first field or 'ERR') per row: enough to see which lines became which rows."""
+    return [(r.line, "ERR" if r.data is None else next(iter(r.data.values()))) for r in rows]
+
+
+def test_csv_unclosed_quote_does_not_swallow_the_rest_of_the_file(tmp_path: Path) -> None:
+    body = "".join(f"r{i},row {i}\n" for i in range(1, 16))
+    body = body.replace("r3,row 3", 'r3,"row 3 never closed')
+    rows = list(csv_source(tmp_path, "id,text\n" + body).read())
+    assert len(rows) == 15
+    assert summary(rows)[:4] == [(2, "r1"), (3, "r2"), (4, "ERR"), (5, "r4")]
+    assert rows[2].error is not None
+    assert "unexpected end of data" in rows[2].error and "lines 4-16 were read as one row" in rows[2].error
+    assert rows[-1] == SourceRow(16, {"id": "r15", "text": "row 15"})
+
+
+@pytest.mark.parametrize(
+    ("content", "expected", "reason"),
+    [
+        pytest.param(  # the runaway quote is closed by the next quote, followed by text
+            'a,b\n1,"oops\n2,x\n3,"q"\n4,y\n',
+            [(2, "ERR"), (3, "2"), (4, "3"), (5, "4")],
+            "',' expected after '\"'",
+            id="closed-by-a-later-quote",
+        ),
+        pytest.param(  # closed by a stray quote, leaving the wrong number of fields
+            'a,b\n1,"oops\n2,x\n3,12",extra\n4,y\n',
+            [(2, "ERR"), (3, "2"), (4, "ERR"), (5, "4")],
+            "expected 2 fields (a, b), got 3; lines 2-4 were read as one row",
+            id="wrong-field-count",
+        ),
+        pytest.param(
+            'a,b\n1,"oops\n\n2,x\n',
+            [(2, "ERR"), (4, "2")],
+            "CSV syntax error: unexpected end of data; lines 2-4",
+            id="blank-line-inside",
+        ),
+        pytest.param(
+            'a,b\r\n1,"oops\r\n2,x\r\n3,y\r\n',
+            [(2, "ERR"), (3, "2"), (4, "3")],
+            "unexpected end of data",
+            id="crlf",
+        ),
+        pytest.param(  # two runaway quotes in a row: each costs its own line only
+            'a,b\n1,"oops\n2,"again\n3,x\n',
+            [(2, "ERR"), (3, "ERR"), (4, "3")],
+            "',' expected after '\"'",
+            id="two-runaways",
+        ),
+    ],
+)
+def test_csv_runaway_quote_costs_one_line(
+    tmp_path: Path, content: str, expected: list[tuple[int, str]], reason: str
+) -> None:
+    rows = list(csv_source(tmp_path, content).read())
+    assert summary(rows) == expected
+    assert rows[0].error is not None and reason in rows[0].error
+
+
+def test_csv_quoted_field_spanning_many_lines_is_one_row(tmp_path: Path) -> None:
+    text = "\n".join(f"line {i}, with a comma" for i in range(200))
+    content = f'id,text\nr1,"{text}"\nr2,"say ""hi""\nthere"\nr3,x\n'
+    rows = list(csv_source(tmp_path, content).read())
+    assert rows == [
+        SourceRow(2, {"id": "r1", "text": text}),
+        SourceRow(202, {"id": "r2", "text": 'say "hi"\nthere'}),
+        SourceRow(204, {"id": "r3", "text": "x"}),
+    ]
+
+
+def test_csv_runaway_quote_ending_in_a_well_formed_row_stays_inside_the_field(tmp_path: Path) -> None:
+    # Indistinguishable from a quoted field spanning lines (see the module docstring): one record,
+    # with the swallowed lines kept in its field rather than dropped.
+    rows = list(csv_source(tmp_path, 'a,b\n1,"oops\n2,x\n3,12"\n4,y\n').read())
+    assert rows == [SourceRow(2, {"a": "1", "b": "oops\n2,x\n3,12"}), SourceRow(5, {"a": "4", "b": "y"})]
+
+
+@pytest.fixture
+def small_field_limit() -> Iterator[int]:
+    old = csv.field_size_limit(40)
+    yield 40
+    csv.field_size_limit(old)
+
+
+@pytest.mark.usefixtures("small_field_limit")
+def test_csv_runaway_quote_past_the_field_limit_is_read_again(tmp_path: Path) -> None:
+    body = "".join(f"{i},row {i}\n" for i in range(3, 20))
+    rows = list(csv_source(tmp_path, 'a,b\n1,"oops\n' + body).read())
+    assert rows[0].line == 2 and rows[0].error is not None
+    assert "field larger than field limit (40)" in rows[0].error
+    assert summary(rows[1:]) == [(i, str(i)) for i in range(3, 20)]
+
+
+@pytest.mark.usefixtures("small_field_limit")
+def test_csv_row_too_long_to_read_again_is_reported_whole(tmp_path: Path) -> None:
+    # A legitimately quoted row longer than the replay buffer, broken at its end: reported with
+    # its line span instead of buffering without bound.
+    a, b, c = ("x" * 15 + "\n" + "x" * 15 for _ in range(3))
+    rows = list(csv_source(tmp_path, f'a,b,c,d\n"{a}","{b}","{c}","d"x\n1,2,3,4\n').read())
+    assert summary(rows) == [(2, "ERR"), (6, "1")]
+    assert rows[0].error is not None and "lines 2-5 were read as one row, too long to read again" in rows[0].error
+
+
+def test_csv_undecodable_hint_can_be_replaced(tmp_path: Path) -> None:
+    source = csv_source(tmp_path, b"a\ncaf\xe9\n")
+    source.encoding_hint = "run again with --encoding"
+    [row] = source.read()
+    assert row.error == (
+        "undecodable byte 0xe9 for encoding utf-8; run again with --encoding (e.g. latin-1, cp1252) or fix the file"
+    )
+
+
+def test_jsonl_oversized_number_and_deep_nesting_are_error_rows(tmp_path: Path) -> None:
+    content = "\n".join([
+        '{"n": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 5000 + "1" + "}" * 5000,
+        '{"ok": 1}',
+    ])
+    rows = list(jsonl_source(tmp_path, content).read())
+    assert rows[0] == SourceRow(1, error="a number has more than 4300 digits; write it as a string")
+    assert rows[1] == SourceRow(2, error="JSON nested too deeply to read; flatten the record")
+    assert rows[2] == SourceRow(3, error="JSON nested too deeply to read; flatten the record")
+    assert rows[3] == SourceRow(4, {"ok": 1})
+    json.dumps([r.error for r in rows])  # the reasons themselves are storable
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
@@ -138,7 +268,11 @@ JSONL_CASES = [
     pytest.param(
         b'{"a": "caf\xe9"}\n{"a": 2}\n',
         [
-            SourceRow(1, error="undecodable byte 0xe9 for encoding utf-8; set `encoding` or fix the file"),
+            SourceRow(
+                1,
+                error="undecodable byte 0xe9 for encoding utf-8; set `encoding:` in connectors/notes.yaml "
+                "(e.g. latin-1, cp1252) or fix the file",
+            ),
             SourceRow(2, {"a": 2}),
         ],
         id="undecodable-then-good",
