@@ -10,7 +10,9 @@ Each request carries:
 
 Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter,
 resending the same bytes with the same key; other 4xx fail at once. Redirects are never followed,
-since a redirect could point past the egress check.
+since a redirect could point past the egress check. Connections go through
+:class:`~matcha.connectors.netguard.EgressTransport`, so they reach only the address that was
+checked, even if the host's DNS answer changes in between.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from matcha.connectors.base import CONNECTORS, ConnectorConfig, Publisher, PublishItem
-from matcha.connectors.netguard import check_egress
+from matcha.connectors.netguard import EgressTransport, check_egress
 from matcha.errors import ConnectorError, EgressDenied
 from matcha.secrets import env_secret, mask
 
@@ -114,18 +116,19 @@ class WebhookPublisher(Publisher):
         self, name: str, config: Any, *, base_dir: Path, transport: httpx.BaseTransport | None = None
     ):
         super().__init__(name, config, base_dir=base_dir)
-        self._transport = transport  # test seam: an httpx.MockTransport
+        self._transport = transport  # test seam: an httpx.MockTransport; default: EgressTransport
         self._client: httpx.Client | None = None
         self._sleep = time.sleep
 
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
+            transport = self._transport if self._transport is not None else EgressTransport(self.config.allowed_hosts)
             self._client = httpx.Client(
                 timeout=self.config.timeout,
                 follow_redirects=False,
                 headers=self.config.headers,
-                transport=self._transport,
+                transport=transport,
             )
         return self._client
 
@@ -189,6 +192,8 @@ class WebhookPublisher(Publisher):
             raise _Retryable(f"timed out after {self.config.timeout}s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"connection failed: {str(exc) or type(exc).__name__}") from exc
+        except EgressDenied as exc:  # the address the host resolves to now is refused: not retried
+            raise EgressDenied(f"Webhook '{self.name}': {mask(str(exc))}") from exc
         status = response.status_code
         if 200 <= status < 300:
             return

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,95 @@ def test_not_allow_listed_loopback_is_refused_before_sending(tmp_path: Path) -> 
         finally:
             pub.close()
     assert server.requests == []
+
+
+# --- the connection goes to the address that was checked (real server, fake DNS) ----------------
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, name: str, *answers: str) -> list[str]:
+    """Answer lookups of ``name`` with the next address (the last one repeats); other hosts resolve
+    normally. Returns the list of lookups of ``name``."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+    queue = list(answers)
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        asked.append(host)
+        ip = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("no_proxy")
+def test_dns_rebinding_after_the_check_never_reaches_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Receiver([]) as server:
+        port = server.server.server_address[1]
+        url = f"http://rebind.test:{port}/hook"
+        # The resolver answers a public address first, then 127.0.0.1: what a rebinding attacker does.
+        # Control: plain httpx resolves again when it connects, so it reaches the local server.
+        fake_dns(monkeypatch, "rebind.test", "127.0.0.1")
+        with httpx.Client() as plain:
+            plain.post(url, content=b"{}")
+        assert len(server.requests) == 1
+        asked = fake_dns(monkeypatch, "rebind.test", "93.184.215.14", "127.0.0.1")
+        pub = make(url, tmp_path, backoff=0)
+        try:
+            with pytest.raises(
+                EgressDenied, match=r"Webhook 'hooks': .*rebind\.test: it resolves to 127\.0\.0\.1, a loopback address"
+            ):
+                pub.publish([ITEM])
+        finally:
+            pub.close()
+    assert len(server.requests) == 1  # only the control request
+    assert asked == ["rebind.test", "rebind.test"]  # the up-front check, then the one connection
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("no_proxy")
+def test_allow_listed_name_is_resolved_once_and_keeps_its_host_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Receiver([]) as server:
+        port = server.server.server_address[1]
+        asked = fake_dns(monkeypatch, "pinned.test", "127.0.0.1", "10.255.255.1")
+        pub = make(f"http://pinned.test:{port}/hook", tmp_path, allowed_hosts=["pinned.test"])
+        try:
+            pub.publish([ITEM])
+        finally:
+            pub.close()
+    assert asked == ["pinned.test"]  # httpx did not look the name up again to connect
+    ((headers, body),) = server.requests
+    assert headers["Host"] == f"pinned.test:{port}" and json.loads(body)["record_id"] == "r1"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("no_proxy")
+def test_tls_is_started_with_the_host_name_on_the_checked_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str | None, tuple[str, int]]] = []
+
+    def spy(self: Any, sock: socket.socket, *args: Any, server_hostname: str | None = None, **kw: Any) -> Any:
+        seen.append((server_hostname, sock.getpeername()[:2]))
+        sock.close()
+        raise ssl.SSLError("handshake stopped by the test")
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", spy)
+    with Receiver([]) as server:
+        port = server.server.server_address[1]
+        fake_dns(monkeypatch, "pinned.test", "127.0.0.1")
+        pub = make(f"https://pinned.test:{port}/hook", tmp_path, allowed_hosts=["pinned.test"], retries=0)
+        try:
+            with pytest.raises(ConnectorError, match="failed after 1 attempts"):
+                pub.publish([ITEM])
+        finally:
+            pub.close()
+    assert seen == [("pinned.test", ("127.0.0.1", port))]  # SNI: the name; TCP: the checked IP
 
 
 # --- unit tests through httpx.MockTransport (allow-listed host: no DNS, no sockets) -------------
