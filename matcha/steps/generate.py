@@ -1,7 +1,8 @@
 """``generate``: write text (or JSON) for each record with a self-hosted LLM.
 
-Prompts are Jinja2 templates over the record's fields, inline or in a file, rendered in a
-sandboxed environment (a template cannot reach Python internals) with undefined fields as errors.
+Prompts are Jinja2 templates over the record's fields, inline or in a file, rendered by
+:mod:`matcha.templating` (sandboxed, read-only, bounded in time and size) with undefined fields as
+errors; a record whose prompt cannot be rendered is quarantined with the reason.
 With ``schema`` the answer must be JSON valid against it: it is validated, retried, and the parsed
 object stored. ``concurrency`` bounds requests in flight (default 1: safe for a single Ollama with
 ``OLLAMA_NUM_PARALLEL=1``). A record whose generation fails is quarantined with the reason
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Template
 from pydantic import Field, model_validator
 
 from matcha.models.base import Generator
@@ -28,6 +30,7 @@ from matcha.steps.base import (
     register_step,
 )
 from matcha.steps.modelcalls import generate_cached
+from matcha.templating import TemplateError, compile_template, render
 
 DEFAULT_GENERATOR = "default-generator"
 
@@ -57,11 +60,8 @@ class GenerateConfig(StepConfig):
         return self
 
 
-def _environment() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _compile(source: str) -> Template:
+    return compile_template(source, strict=True, keep_trailing_newline=True)
 
 
 @register_step("generate")
@@ -76,24 +76,20 @@ class GenerateStep(Step):
         return (base_dir / self.config.prompt_file).read_text(encoding="utf-8")
 
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
-        from jinja2 import TemplateSyntaxError
-
         where = ("prompt",) if self.config.prompt is not None else ("prompt_file",)
         try:
             source = self._template_source(ctx.base_dir)
         except OSError as exc:
             return [StaticIssue(where, f"cannot read prompt file: {exc.strerror}: {exc.filename}",
                                 "Paths are relative to the project root (the folder holding connectors/)")]
-        env = _environment()
         issues = []
         for path, text in ((where, source), (("system",), self.config.system)):
             if text is None:
                 continue
             try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                issues.append(StaticIssue(path, f"template error on template line {exc.lineno}: {exc.message}",
-                                          "Fix the Jinja2 syntax ({{ field }}, {% if %}...{% endif %})"))
+                _compile(text)
+            except TemplateError as exc:
+                issues.append(StaticIssue(path, exc.message, exc.hint))
         if self.config.schema_ is not None:
             import jsonschema
 
@@ -104,9 +100,8 @@ class GenerateStep(Step):
         return issues
 
     def warm_up(self, ctx: StepContext) -> None:
-        env = _environment()
-        self._prompt = env.from_string(self._template_source(ctx.base_dir))
-        self._system = env.from_string(self.config.system) if self.config.system else None
+        self._prompt = _compile(self._template_source(ctx.base_dir))
+        self._system = _compile(self.config.system) if self.config.system else None
         model = ctx.models(self.config.model)
         assert isinstance(model, Generator)
         self._model = model
@@ -131,20 +126,30 @@ class GenerateStep(Step):
             text = text.split(stop, 1)[0]
         return text.strip() if self.config.strip else text
 
-    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
-        from jinja2 import UndefinedError
+    def _render(self, rec: Record) -> tuple[str, str | None]:
+        """The prompt and system prompt for ``rec``; a failure says which template it was."""
+        texts: list[str] = []
+        for label, template in (("prompt", self._prompt), ("system", self._system)):
+            try:
+                texts.append(render(template, rec) if template is not None else "")
+            except TemplateError as exc:
+                raise TemplateError(f"{label} template: {exc.message}", exc.hint) from exc
+        return texts[0], texts[1] if self._system is not None else None
 
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         out = BatchOutcome()
         ready: list[Record] = []
         prompts: list[str] = []
         systems: set[str | None] = set()
         for rec in batch:
             try:
-                prompts.append(self._prompt.render(**rec))
-                systems.add(self._system.render(**rec) if self._system else None)
-                ready.append(rec)
-            except UndefinedError as exc:
-                out.quarantined.append((rec, f"prompt template: {exc.message}"))
+                prompt, system = self._render(rec)
+            except TemplateError as exc:
+                out.quarantined.append((rec, str(exc)[:500]))
+                continue
+            prompts.append(prompt)
+            systems.add(system)
+            ready.append(rec)
         # one system prompt per batch keeps the cache key simple; per-record systems go one by one
         if len(systems) > 1 and len(batch) > 1:
             raise ValueError("system prompt differs between records")  # isolated record by record

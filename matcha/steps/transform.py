@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator
 
 from matcha.spec.conditions import compile_condition
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
+from matcha.templating import TemplateError, compile_template, render
 
 
 class FilterConfig(StepConfig):
@@ -48,11 +46,10 @@ class MapConfig(StepConfig):
     @field_validator("set")
     @classmethod
     def _templates(cls, v: dict[str, str]) -> dict[str, str]:
-        env = SandboxedEnvironment()
         for key, tpl in v.items():
             try:
-                env.parse(tpl)
-            except Exception as exc:
+                compile_template(tpl)
+            except TemplateError as exc:
                 raise ValueError(f"template for '{key}' is invalid: {exc}") from exc
         return v
 
@@ -62,12 +59,25 @@ class MapStep(Step):
     Config = MapConfig
 
     def warm_up(self, ctx: StepContext) -> None:
-        env = SandboxedEnvironment(autoescape=False)
-        self._templates = {k: env.from_string(t) for k, t in self.config.set.items()}
+        self._templates = {k: compile_template(t) for k, t in self.config.set.items()}
+
+    def _render(self, rec: Record) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for key, tpl in self._templates.items():
+            try:
+                values[key] = render(tpl, rec)
+            except TemplateError as exc:
+                raise TemplateError(f"template for '{key}': {exc.message}", exc.hint) from exc
+        return values
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
-        out: list[dict[str, Any]] = []
+        out = BatchOutcome()
         for rec in batch:
+            try:
+                values = self._render(rec)
+            except TemplateError as exc:
+                out.quarantined.append((rec, str(exc)[:500]))
+                continue
             new = dict(rec)
             for old, name in self.config.rename.items():
                 if old in new and old != "id":
@@ -75,7 +85,6 @@ class MapStep(Step):
             for key in self.config.drop:
                 if key != "id":
                     new.pop(key, None)
-            for key, tpl in self._templates.items():
-                new[key] = tpl.render(**rec)
-            out.append(new)
-        return BatchOutcome(out=out)
+            new.update(values)  # rendered from the record as it came in, before rename/drop
+            out.out.append(new)
+        return out

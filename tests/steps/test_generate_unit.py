@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import pytest
 from pydantic import Field
 
-from matcha import Pipeline
+from matcha import Pipeline, PipelineError
 from matcha.models.base import PROVIDERS, Generator, ProviderConfig
 
 pytestmark = pytest.mark.unit
@@ -110,6 +110,48 @@ def test_sandbox_blocks_python_internals(tmp_path: Path) -> None:
     assert FakeGen.calls == []  # the template never rendered, so nothing reached the model
     reason = json.loads(run.quarantine_path.read_text())["reason"]
     assert "__class__" in reason
+
+
+@pytest.mark.parametrize(
+    ("prompt", "reason"),
+    [
+        ("{% if text == 't1' %}{{ 'x' * 10**9 }}{% endif %}{{ text }}",
+         "prompt template: `*` would make a value of about 1,000,000,000 characters"),
+        ("{% if text == 't1' %}{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+         "{% endif %}{{ text }}", "prompt template: template took longer than 1 s to render"),
+        ("{% macro f(n) %}{{ f(n + 1) if text == 't1' else '' }}{% endmacro %}{{ text }}{{ f(0) }}",
+         "prompt template: template recursion went too deep"),
+        ("{% if text == 't1' %}{{ tags.append('x') }}{% endif %}{{ text }}",
+         "prompt template: access to attribute 'append' of 'list' object is unsafe"),
+    ],
+)
+def test_template_bomb_quarantines_only_that_record(tmp_path: Path, prompt: str, reason: str) -> None:
+    records = [{"id": f"r{i}", "text": f"t{i}", "tags": ["a"]} for i in range(3)]
+    run = pipeline(tmp_path, f"prompt: {json.dumps(prompt)}").run(records=records)
+    assert run.status == "succeeded"
+    assert {r["id"] for r in run.records("draft")} == {"r0", "r2"}
+    (row,) = [json.loads(line) for line in run.quarantine_path.read_text().splitlines()]
+    assert row["id"] == "r1" and reason in row["reason"]
+    assert row["record"]["tags"] == ["a"]  # unchanged, even by the template that tried
+    assert sorted(FakeGen.calls) == ["t0", "t2"]  # the bad record never reached the model
+
+
+def test_system_template_failure_says_so(tmp_path: Path) -> None:
+    run = pipeline(tmp_path, 'prompt: "{{ text }}", system: "{{ lipsum(10**6) }}"').run(records=RECORDS[:1])
+    reason = json.loads(run.quarantine_path.read_text())["reason"]
+    assert reason.startswith("system template: lipsum(1000000, max=100) is too long")
+
+
+@pytest.mark.parametrize(
+    ("with_", "where"),
+    [
+        ('prompt: "{{ ' + "(" * 1000 + "text" + ")" * 1000 + ' }}"', "prompt"),
+        ('prompt: "{{ text }}", system: "{{ ' + "(" * 1000 + "text" + ")" * 1000 + ' }}"', "system"),
+    ],
+)
+def test_template_nested_too_deeply_is_a_located_config_error(tmp_path: Path, with_: str, where: str) -> None:
+    with pytest.raises(PipelineError, match=rf"steps\[0\]\.with\.{where}: template is nested too deeply to compile"):
+        pipeline(tmp_path, with_)
 
 
 def test_classify_llm_retries_answers_outside_the_label_set_then_quarantines(tmp_path: Path) -> None:
