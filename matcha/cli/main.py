@@ -118,7 +118,8 @@ def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file."),
     input: Path | None = typer.Option(None, "--input", "-i", help="Read records from this CSV/JSONL file instead."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the --input file, e.g. latin-1."),
-    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of a CSV --input file, e.g. ';'."),
+    delimiter: str | None = typer.Option(None, "--delimiter",
+                                         help="Field separator of a CSV --input file (default ',')."),
     run_id: str | None = typer.Option(None, "--run-id",
                                       help="Choose the run id (letters, digits, '.', '_', '-'; default: time + "
                                            "random)."),

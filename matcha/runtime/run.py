@@ -341,7 +341,7 @@ class Run:
 
 def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | None = None,
               input_path: str | None = None, run_id: str | None = None, progress: Any = None,
-              encoding: str = "utf-8", delimiter: str = ",") -> Run:
+              encoding: str = "utf-8", delimiter: str | None = None) -> Run:
     from matcha.runtime.ingest import ingest, records_as_rows
 
     if records is None and input_path is None and plan.spec.source is None:
@@ -354,8 +354,9 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
         raise RunError(f"a run with id '{rid}' already exists; use `matcha resume {rid}` or another id")
     params: dict[str, Any] = {}
     if input_path:
-        params.update(input=str(Path(input_path).resolve()), input_encoding=_encoding(encoding),
-                      input_delimiter=_delimiter(delimiter))
+        params.update(input=str(Path(input_path).resolve()), input_encoding=_encoding(encoding))
+        if delimiter is not None:  # CSV only: a JSONL input given a delimiter is refused by the source
+            params["input_delimiter"] = _delimiter(delimiter)
     if records is not None:
         params["records_ingested"] = True
     ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params)

@@ -113,19 +113,28 @@ class _Builder:
                               "Remove the \\uD800-\\uDFFF escape; write the character itself in UTF-8")
         return value
 
+    @staticmethod
+    def _own(node: yaml.MappingNode, merged: int, key: str) -> bool:
+        """Was ``key`` already written in the mapping itself (not only brought in by ``<<``)?
+        Overriding a merged key is what merge keys are for; writing a key twice is a mistake."""
+        own_keys = [str(k.value) for k, _ in node.value[merged:]]
+        return own_keys.count(key) > 1
+
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
             raise self._tag_error(node, path, "mapping")
-        self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<): merged pairs come first, then the mapping's own
+        merged = len(node.value) - own
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise self._error(key_node, path, "mapping keys must be plain strings",
                                   "Write the key as plain text followed by ':', e.g. `name:`")
             # `yes:` / `on:` load as booleans in YAML 1.1; report the key as written, not as 'True'
             key = key_node.value if isinstance(key, bool) else str(key)
-            if key in out:
+            if key in out and index >= merged and self._own(node, merged, key):
                 raise self._error(key_node, (*path, key), f"duplicate key '{key}'",
                                   "Each key may appear once in a mapping: remove or rename one of them")
             out[key] = self.build(value_node, (*path, key))

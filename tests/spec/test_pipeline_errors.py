@@ -232,12 +232,57 @@ CASES = [
          6, 12, "steps[0].with.function", r"expected 'module:function' or 'path/to/file\.py:function'"),
     case("script-file-does-not-parse", HEAD + SCRIPT.replace("s.py", "broken.py") + GATE,
          6, 5, "steps[0].with", r"SyntaxError.*Fix the file", extra={"scripts/broken.py": "def f(:\n"}),
+    # --- hostile files (issue 6): every class of crash the mutation fuzzer found ------------------
+    case("control-char-soh", "name: t\x01\nsteps: []\n", 1, 8, "", r"control character U\+0001.*Remove it"),
+    case("control-char-nul", "name: t\x00\nsteps: []\n", 1, 8, "", r"control character U\+0000"),
+    case("noncharacter-fffe", "name: t\ufffe\nsteps: []\n", 1, 8, "", r"control character U\+FFFE"),
+    case("bool-tag-maybe", "name: !!bool maybe\nsource: {connector: messages}\nsteps:\n" + GATE,
+         1, 7, "name", r"cannot read 'maybe' as true or false.*Write true or false"),
+    case("timestamp-tag", "name: t\ndescription: !!timestamp x\nsource: {connector: messages}\nsteps:\n" + GATE,
+         2, 14, "description", r"tag 'tag:yaml.org,2002:timestamp' is not allowed"),
+    case("float-tag", "name: t\ndescription: !!float x\nsource: {connector: messages}\nsteps:\n" + GATE,
+         2, 14, "description", r"cannot read 'x' as a number.*quote the value"),
+    case("int-4400-digits", HEAD + GATE + "settings: {batch_size: " + "9" * 4400 + "}\n",
+         9, 24, "settings.batch_size", r"cannot read '9999.*\.\.\.' as a whole number.*at most 4,300 digits"),
+    case("hex-int-4400-digits", "name: t\ndescription: 0x" + "f" * 4400 + "\nsource: {connector: messages}\nsteps:\n"
+         + GATE, 2, 1, "description", r"valid string \(got a number with more than 4,300 digits\)"),
+    case("recursive-anchor", "name: t\nsteps: &a [*a]\n", 2, 12, "", r"alias \*a is inside the anchor &a"),
+    case("nested-500-brackets", "name: t\ndescription: " + "[" * 500 + "]" * 500 + "\nsteps: []\n",
+         2, 77, "", r"nested more than 64 levels deep"),
+    case("alias-bomb-7x9",
+         "".join(f"l{i}: &l{i} [{', '.join(['x' if i == 0 else f'*l{i - 1}'] * 9)}]\n" for i in range(7))
+         + "name: t\nsteps: []\n", 6, 15, "", r"expands to more than 200,000 values.*fewer aliases"),
+    case("lone-surrogate", "name: t\ndescription: \"\\udc80\"\nsource: {connector: messages}\nsteps:\n" + GATE,
+         2, 14, "description", r"lone surrogate U\+DC80"),
+    case("examples-file-nul",
+         HEAD + "  - id: c\n    type: classify\n    with: {labels: [a, b], examples_file: \"x\\0.csv\"}\n" + GATE,
+         6, 28, "steps[0].with.examples_file", r"control character \(e\.g\. NUL\)"),
+    case("script-path-leaves-project", HEAD + SCRIPT.replace("scripts/s.py", "../s.py") + GATE,
+         6, 12, "steps[0].with.function", r"leaves the project with '\.\.'"),
+    case("script-path-absolute", HEAD + SCRIPT.replace("scripts/s.py", "/tmp/s.py") + GATE,
+         6, 12, "steps[0].with.function", r"not relative to the project.*connectors/"),
+    # --- wiring that would validate but could not work ---------------------------------------------
+    case("publish-id-dunder-source", HEAD + "  - id: review\n    type: approval\n  - id: __source__\n"
+         "    type: publish\n    with: {connector: outbox}\n",
+         6, 5, "steps[1].id", r"step id '__source__' is reserved.*Choose another id"),
+    case("step-id-source", HEAD + SCRIPT.replace("id: a", "id: source") + GATE,
+         4, 5, "steps[0].id", r"step id 'source' is reserved.*`source` names the pipeline's source"),
+    case("needs-listed-twice", HEAD + GATE.replace("type: publish\n", "type: publish\n    needs: [review, review]\n"),
+         8, 21, "steps[1].needs[1]", r"'review' is listed twice in needs.*List each step once"),
+    case("model-api-key-env-missing",
+         "name: t\nmodels:\n  m: {provider: openai, base_url: 'http://127.0.0.1:9/v1', model: x, "
+         "api_key_env: MATCHA_TEST_UNSET_KEY}\nsource: {connector: messages}\nsteps:\n"
+         "  - {id: d, type: generate, with: {model: m, prompt: 'Hi {{ text }}'}}\n" + GATE,
+         3, 70, "models.m.api_key_env", r"MATCHA_TEST_UNSET_KEY \(the API key of model 'm'\) is not set.*export"),
+    case("publisher-field-not-reviewed", publish_to("fields"), 8, 12, "steps[1].with.connector",
+         r"publishes the field 'customer', which the reviewer does not see.*Add 'customer' to the approval",
+         extra={"connectors/fields.yaml": "kind: file\npath: out/x.jsonl\nfields: [customer]\n"}),
 ]
 
 
 @pytest.fixture(autouse=True)
 def _unset_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MATCHA_TEST_UNSET_URL", "MATCHA_TEST_UNSET_HOST"):
+    for name in ("MATCHA_TEST_UNSET_URL", "MATCHA_TEST_UNSET_HOST", "MATCHA_TEST_UNSET_KEY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -280,7 +325,9 @@ def test_broken_pipeline_gives_located_issue(
 # --- the same mistakes through the command line -----------------------------------------------------
 
 CLI_CASES = ["yaml-unclosed-quote", "tag-python-object-apply-list", "unknown-step-type-typo", "cycle",
-             "publish-fan-in-skips-approval", "connector-unknown-kind", "script-file-does-not-parse"]
+             "publish-fan-in-skips-approval", "connector-unknown-kind", "script-file-does-not-parse",
+             "control-char-soh", "int-4400-digits", "recursive-anchor", "alias-bomb-7x9", "publish-id-dunder-source",
+             "needs-listed-twice", "model-api-key-env-missing"]
 
 
 def _rows(ids: list[str]) -> list[Any]:
