@@ -61,6 +61,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     counters.mkdir()
     monkeypatch.setenv("COUNTER_DIR", str(counters))
     monkeypatch.setenv("MATCHA_HOME", str(tmp_path / ".matcha"))
+    monkeypatch.setenv("MATCHA_KEY_FILE", str(tmp_path / "decision.key"))  # the decision MAC key, per test
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

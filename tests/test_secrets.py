@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,52 @@ def test_secret_is_masked_in_errors_logs_and_records(project: Path, cli: Cli) ->
     shown = cli("runs", "show", summary["run_id"], "--json", env={"API_TOKEN": SECRET})
     assert SECRET not in shown.stdout
     assert SECRET.encode() not in (project / ".matcha" / "runs.db").read_bytes()
+
+
+def test_validate_masks_resolved_values_in_type_errors(project: Path, cli: Cli) -> None:
+    write(project / "pipelines" / "typed.yaml", """
+        name: typed
+        settings: {batch_size: "${env:API_TOKEN}"}
+        steps:
+          - {id: a, type: filter, with: {condition: "x == 1"}}
+    """)
+    proc = cli("validate", "pipelines/typed.yaml", env={"API_TOKEN": SECRET}, check=False)
+    assert proc.returncode == 1 and "settings.batch_size" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and "***" in proc.stderr
+
+
+def test_a_secret_used_in_a_step_is_never_stored_or_sent(project: Path, cli: Cli,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from support import Receiver
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"API_TOKEN": SECRET}
+    with Receiver([]) as server:
+        write(project / "connectors" / "hook.yaml", f"kind: webhook\nurl: {server.url}\nallowed_hosts: [127.0.0.1]\n")
+        write(project / "pipelines" / "m.yaml", """
+            name: m
+            source: {connector: messages}
+            steps:
+              - {id: sign, type: map, with: {set: {draft: "Token ${env:API_TOKEN} for {{ id }}", auth: "${env:API_TOKEN}"}}}
+              - {id: review, type: approval, with: {context: [auth]}}
+              - {id: publish, type: publish, with: {connector: hook}}
+        """)
+        run_id = json.loads(cli("run", "pipelines/m.yaml", "--json", env=env).stdout)["run_id"]
+        review = cli("review", run_id, "--json", env=env).stdout
+        cli("approve", run_id, "--all", env=env)
+        exported = cli("runs", "export", run_id, env=env).stdout
+    assert len(server.requests) == 6
+    for _, body in server.requests:
+        assert SECRET.encode() not in body
+    assert SECRET not in review and SECRET not in exported and "***" in exported
+    for f in (project / ".matcha").rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+
+    # inspecting the run works without the variable in the environment
+    bare = {k: v for k, v in os.environ.items() if k != "API_TOKEN"}
+    for args in (("runs", "show", run_id, "--json"), ("runs", "export", run_id), ("review", run_id, "--all")):
+        proc = subprocess.run([sys.executable, "-m", "matcha", *args], cwd=project, env=bare, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
