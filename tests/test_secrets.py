@@ -74,7 +74,9 @@ def test_a_secret_used_in_a_step_is_never_stored_or_sent(project: Path, cli: Cli
             name: m
             source: {connector: messages}
             steps:
-              - {id: sign, type: map, with: {set: {draft: "Token ${env:API_TOKEN} for {{ id }}", auth: "${env:API_TOKEN}"}}}
+              - id: sign
+                type: map
+                with: {set: {draft: "Token ${env:API_TOKEN} for {{ id }}", auth: "${env:API_TOKEN}"}}
               - {id: review, type: approval, with: {context: [auth]}}
               - {id: publish, type: publish, with: {connector: hook}}
         """)

@@ -55,7 +55,9 @@ steps:
   - {id: review, type: approval, with: {field: draft, context: [customer]}}
   - id: change
     type: map
-    with: {set: {customer: "HACKED", note: "smuggled", draft: "{% if id == 'm2' %}Changed!{% else %}{{ draft }}{% endif %}"}}
+    with:
+      set: {customer: "HACKED", note: "smuggled",
+            draft: "{% if id == 'm2' %}Changed!{% else %}{{ draft }}{% endif %}"}
   - {id: publish, type: publish, with: {connector: CONNECTOR}}
 """
 
