@@ -1,7 +1,8 @@
 """Zero-configuration sentiment quality on the labelled dev sets.
 
 Fits :class:`matcha.ml.FewShotClassifier` on the built-in examples only (nothing from the dev
-sets), embeds with the offline default embedder (all-MiniLM-L6-v2 int8 via fastembed) and reports,
+sets), embeds with the offline default embedder (USE multilingual v3, ONNX; ``--provider fastembed``
+for the previous default all-MiniLM-L6-v2 int8) and reports,
 per dev set: macro-F1, accuracy and the distribution of predicted labels.
 
 The classifier always predicts among the three labels (negative / neutral / positive), as it does
@@ -14,7 +15,7 @@ is what a step configured with only those labels would get.
 same classifier trained on the dev set itself.
 
     .venv/bin/python benchmarks/sentiment_eval.py [--data-dir DIR] [--examples CSV] [--C 1.0]
-        [--split-over 150] [--no-normalise] [--model FASTEMBED_MODEL]
+        [--split-over 150] [--no-normalise] [--provider onnx|fastembed] [--model NAME]
 
 The datasets are not part of the repository (see docs/sentiment-quality.md for how to get them).
 """
@@ -41,7 +42,7 @@ from matcha.ml import (
     embed_pooled,
     load_examples_csv,
 )
-from matcha.models.fastembed_provider import FastEmbedProvider
+from matcha.models.base import PROVIDERS, Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
@@ -140,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the classifier")
     parser.add_argument("--split-over", type=int, default=150, help="average sentence vectors of longer texts (0: off)")
     parser.add_argument("--no-normalise", action="store_true", help="keep handles, links and emoji as they are")
+    parser.add_argument("--provider", default="onnx", choices=["onnx", "fastembed"],
+                        help="onnx: the offline default (USE multilingual v3); fastembed: all-MiniLM-L6-v2 (the "
+                             "previous default) or --model")
     parser.add_argument(
-        "--model", help="another fastembed model, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+        "--model", help="another model of the provider, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
     )
     args = parser.parse_args(argv)
 
@@ -153,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     examples = load_examples_csv(args.examples) if args.examples else builtin_sentiment_examples()
-    config = FastEmbedProvider.Config(provider="fastembed", **({"model": args.model} if args.model else {}))
-    embedder = FastEmbedProvider("embedder", config)
+    cls = PROVIDERS.get(args.provider)
+    assert cls is not None
+    embedder = cls("embedder", cls.Config.model_validate({"provider": args.provider,
+                                                          **({"model": args.model} if args.model else {})}))
+    assert isinstance(embedder, Embedder)
 
     def embed(texts: list[str]) -> np.ndarray:
         # The same preparation for examples and dev texts, as the sentiment step does.
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.examples or "built-in"
     print(
         f"classifier: {len(examples)} examples ({source}) {dict(sorted(counts.items()))}, C={args.C}, "
-        f"calibrated={clf.calibrated}\nembedder: {embedder.model_id}{'' if args.model else ' (offline int8 bundle)'}; "
+        f"calibrated={clf.calibrated}\nembedder: {args.provider} {embedder.model_id}; "
         f"split_over={args.split_over}, normalise={not args.no_normalise}\n"
     )
     results = []

