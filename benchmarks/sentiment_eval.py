@@ -144,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="onnx", choices=["onnx", "fastembed"],
                         help="onnx: the offline default (USE multilingual v3); fastembed: all-MiniLM-L6-v2 (the "
                              "previous default) or --model")
-    parser.add_argument(
-        "--model", help="another model of the provider, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
-    )
+    parser.add_argument("--model", help="another model of the provider, e.g. "
+                                         "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")
     args = parser.parse_args(argv)
 
     sets = sorted(args.data_dir.glob("*/dev.csv"))

@@ -19,6 +19,7 @@ from jinja2 import Template
 from pydantic import Field, model_validator
 
 from matcha.models.base import Generator
+from matcha.spec.paths import ProjectPath, resolve_in_project
 from matcha.steps.base import (
     BatchOutcome,
     LoadContext,
@@ -40,7 +41,7 @@ class GenerateConfig(StepConfig):
     prompt: str | None = Field(
         None, description="Inline Jinja2 template over record fields, e.g. 'Reply to: {{ text }}'."
     )
-    prompt_file: str | None = Field(None, description="Template file (relative to the project root).")
+    prompt_file: ProjectPath | None = Field(None, description="Template file (relative to the project root).")
     system: str | None = Field(None, description="Optional system prompt template (chat models).")
     output: str = Field("draft", description="Field receiving the generated text (or parsed JSON).")
     schema_: dict[str, Any] | None = Field(None, alias="schema",
@@ -73,7 +74,7 @@ class GenerateStep(Step):
     def _template_source(self, base_dir: Path) -> str:
         if self.config.prompt is not None:
             return str(self.config.prompt)
-        return (base_dir / self.config.prompt_file).read_text(encoding="utf-8")
+        return resolve_in_project(base_dir, self.config.prompt_file).read_text(encoding="utf-8")
 
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
         where = ("prompt",) if self.config.prompt is not None else ("prompt_file",)
@@ -82,6 +83,8 @@ class GenerateStep(Step):
         except OSError as exc:
             return [StaticIssue(where, f"cannot read prompt file: {exc.strerror}: {exc.filename}",
                                 "Paths are relative to the project root (the folder holding connectors/)")]
+        except (ValueError, UnicodeDecodeError) as exc:  # a symlink out of the project, or not UTF-8
+            return [StaticIssue(where, f"cannot use prompt file: {exc}", "Name a UTF-8 file inside the project")]
         issues = []
         for path, text in ((where, source), (("system",), self.config.system)):
             if text is None:
