@@ -16,6 +16,7 @@ MASK = "***"
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # rebuilt on registration: mask() runs on every stored string
 
 
 MIN_LENGTH = 6  # shorter values ("true", "8080") are not secrets, and masking them would mangle ordinary text
@@ -24,24 +25,25 @@ MIN_LENGTH = 6  # shorter values ("true", "8080") are not secrets, and masking t
 def register_secret(value: str) -> None:
     """Remember ``value`` so that :func:`mask` hides it. Values shorter than :data:`MIN_LENGTH` are ignored."""
     if value and len(value) >= MIN_LENGTH:
+        global _longest_first
         with _lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets.add(value)
+                _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def mask(text: str) -> str:
     """Replace every known secret value in ``text`` with ``***``."""
-    if not _secrets or not text:
+    if not _longest_first or not text:
         return text
-    with _lock:
-        values = sorted(_secrets, key=len, reverse=True)
-    for value in values:
+    for value in _longest_first:  # a tuple is replaced, never mutated: no lock needed to read it
         text = text.replace(value, MASK)
     return text
 
 
 def mask_obj(obj: Any) -> Any:
     """Mask secrets inside nested dicts / lists / strings (string values only: structure is kept)."""
-    if not _secrets:
+    if not _longest_first:
         return obj
     if isinstance(obj, str):
         return mask(obj)

@@ -446,6 +446,9 @@ def compile_template(source: str, *, strict: bool = False, keep_trailing_newline
             f"template is nested too deeply to compile ({type(exc).__name__})",
             "Split the expression into steps with {% set part = ... %}",
         ) from exc
+    except (ValueError, OverflowError) as exc:  # e.g. a 5,000-digit number literal
+        raise TemplateError(f"template has a value that cannot be compiled: {str(exc)[:120]}",
+                            "Use smaller numbers in the template") from exc
 
 
 def render(template: jinja2.Template, context: Mapping[str, Any], limits: Limits = LIMITS) -> str:

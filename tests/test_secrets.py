@@ -70,13 +70,18 @@ def test_a_secret_used_in_a_step_is_never_stored_or_sent(project: Path, cli: Cli
     env = {"API_TOKEN": SECRET}
     with Receiver([]) as server:
         write(project / "connectors" / "hook.yaml", f"kind: webhook\nurl: {server.url}\nallowed_hosts: [127.0.0.1]\n")
+        write(project / "scripts" / "sign.py", """
+            def sign(batch, token):
+                for r in batch:
+                    r["draft"] = f"Token {token} for {r['id']}"
+                    r["auth"] = token
+                return batch
+        """)
         write(project / "pipelines" / "m.yaml", """
             name: m
             source: {connector: messages}
             steps:
-              - id: sign
-                type: map
-                with: {set: {draft: "Token ${env:API_TOKEN} for {{ id }}", auth: "${env:API_TOKEN}"}}
+              - {id: sign, type: script, with: {function: "scripts/sign.py:sign", args: {token: "${env:API_TOKEN}"}}}
               - {id: review, type: approval, with: {context: [auth]}}
               - {id: publish, type: publish, with: {connector: hook}}
         """)

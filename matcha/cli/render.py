@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,16 +20,23 @@ if not out.is_terminal:  # piped or captured: rich would assume 80 columns and w
     out.width = 200
 
 
-# C0 and C1 controls (but newline and tab), DEL, and the Unicode marks that reorder or hide text
-# (bidi overrides and isolates, zero-width characters): a terminal would act on them instead of
-# showing them, so a draft could hide words from the reviewer or rewrite the screen.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Characters a terminal acts on or does not show: controls (ANSI escapes, bells), format marks
+# (bidi overrides and isolates, zero-width characters, soft hyphens, Unicode "tag" characters that
+# can carry hidden instructions), line and paragraph separators, private-use and unassigned code
+# points. A draft could otherwise hide words from its reviewer, or rewrite the screen.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn", "Cs"})
 
 
 def literal(text: str) -> str:
-    """``text`` as it must be shown to a reviewer: every control character made visible as an escape
-    such as ``\\x1b`` or ``\\u202e``, everything else unchanged."""
-    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """``text`` as it must be shown to a reviewer: every invisible or terminal-controlling character
+    made visible as an escape such as ``\\x1b`` or ``\\u202e``; newlines, tabs and all else unchanged."""
+    if text.isprintable() and "\x1b" not in text:  # the common case, in C
+        return text
+    return "".join(_escape(c) if c not in "\n\t" and unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+def _escape(char: str) -> str:
+    return char.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def emit_json(obj: Any) -> None:

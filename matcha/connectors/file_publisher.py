@@ -9,9 +9,9 @@ A reader never sees a partial record once the run has resumed. A SIGKILL can cut
 (a large write() returns early on a fatal signal), so each batch is committed like this:
 
 1. take an exclusive ``flock`` on the output file (two runs may publish to the same file);
-2. repair: bytes beyond the committed size belong to a batch that was cut short, so they are
-   truncated away;
-3. append the batch, fsync;
+2. repair: bytes beyond the committed size, and within the end announced for the last append,
+   belong to a batch that was cut short, so they are truncated away;
+3. announce the append (committed size and the end it will reach), append the batch, fsync;
 4. record the new committed size in a sidecar next to the output, ``.<name>.matcha-state``
    (JSON, written to a temporary file, fsynced, then renamed over the old one).
 
@@ -20,8 +20,9 @@ publish step asks :meth:`FilePublisher.already_published` first, which repairs t
 way before scanning it, so those items are not found there and are sent again, exactly once.
 A crash after the fsync but before the sidecar update is handled the same way: the batch is
 truncated and sent again. A file without a sidecar (written by an older Matcha), or one that is
-not the file the sidecar describes (replaced, or shorter than recorded), is taken as fully
-committed: bytes are only removed when they are known to be an unfinished append of ours.
+not the file the sidecar describes (replaced, shorter than recorded, or longer than our last
+append could have made it, e.g. a line another tool appended), is taken as fully committed: bytes
+are only removed when they are known to be an unfinished append of ours.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class FilePublisher(Publisher):
             with _locked(path, create=True) as fd:
                 size = _repair(fd, path)
                 data = self._render(items, fd, size).encode("utf-8")
+                # Announce the append first: repair may then cut only what this append could have left.
+                _save_state(path, fd, size, end=size + len(data))
                 # Two writes with a crash point between them: the fault tests kill the process there
                 # to prove that a torn append is repaired. The data is on disk before it is committed.
                 half = len(data) // 2
@@ -237,9 +240,11 @@ def _repair(fd: int, path: Path) -> int:
     state = _load_state(path)
     same_file = state is not None and (state.get("dev"), state.get("ino")) == (st.st_dev, st.st_ino)
     committed = state.get("size") if state is not None and same_file else None
-    if not isinstance(committed, int) or committed > st.st_size:
-        # No sidecar, another file, or a file someone shortened: all of it counts as committed.
-        # Recorded now, so that a crash in the coming append can be repaired.
+    end = state.get("end", committed) if state is not None else None
+    if not isinstance(committed, int) or not isinstance(end, int) or not committed <= st.st_size <= end:
+        # No sidecar, another file, a file someone shortened, or bytes beyond what our announced
+        # append could have written (another tool appended, or another path to the same file):
+        # all of it counts as committed. Only our own unfinished append is ever cut.
         _save_state(path, fd, st.st_size)
         return st.st_size
     if st.st_size > committed:
@@ -258,12 +263,13 @@ def _load_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def _save_state(path: Path, fd: int, size: int) -> None:
+def _save_state(path: Path, fd: int, size: int, end: int | None = None) -> None:
+    """Record ``size`` bytes as committed; ``end``: an append in progress may reach that size."""
     st = os.fstat(fd)
     state = state_path(path)
     tmp = state.with_name(state.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        json.dump({"size": size, "dev": st.st_dev, "ino": st.st_ino}, fh)
+        json.dump({"size": size, "end": size if end is None else end, "dev": st.st_dev, "ino": st.st_ino}, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, state)

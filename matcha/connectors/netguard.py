@@ -15,9 +15,10 @@ An address is judged by the IPv4 address it carries when it is one of the IPv6 f
 one (IPv4-mapped, IPv4-compatible, IPv4-translated, 6to4, Teredo, NAT64), since the packets end up
 at that IPv4 address.
 
-Limit: when an HTTP(S) proxy is configured in the environment (``HTTPS_PROXY``...), httpx sends
-through the proxy and the proxy makes the connection; the name is still checked up front, but
-pinning the address is then the proxy's job.
+Limit: when an HTTP(S) proxy is configured in the environment for the URL (``HTTPS_PROXY``...,
+not bypassed by ``NO_PROXY``), requests go through that proxy as usual (:func:`env_proxy`): the
+name is still checked up front, but the proxy makes the connection, so pinning the address is then
+the proxy's job.
 """
 
 from __future__ import annotations
@@ -238,6 +239,18 @@ class PinnedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...), or None."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class EgressTransport(httpx.HTTPTransport):

@@ -29,7 +29,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from matcha.connectors.base import CONNECTORS, ConnectorConfig, Publisher, PublishItem
-from matcha.connectors.netguard import EgressTransport, check_egress
+from matcha.connectors.netguard import EgressTransport, check_egress, env_proxy
 from matcha.errors import ConnectorError, EgressDenied
 from matcha.secrets import env_secret, mask
 
@@ -123,7 +123,11 @@ class WebhookPublisher(Publisher):
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            transport = self._transport if self._transport is not None else EgressTransport(self.config.allowed_hosts)
+            transport = self._transport
+            if transport is None and env_proxy(self.config.url) is None:
+                transport = EgressTransport(self.config.allowed_hosts)
+            # With a proxy for this URL, httpx's own transport sends through it (a custom transport
+            # would silently bypass the proxy settings); the proxy then makes the connection.
             self._client = httpx.Client(
                 timeout=self.config.timeout,
                 follow_redirects=False,
@@ -146,7 +150,8 @@ class WebhookPublisher(Publisher):
         except EgressDenied as exc:
             raise EgressDenied(f"Webhook '{self.name}': {mask(str(exc))}") from exc
         except ConnectorError as exc:
-            raise ConnectorError(f"Webhook '{self.name}': {mask(str(exc))}") from exc
+            if env_proxy(self.config.url) is None:  # behind a proxy, the proxy resolves names this host cannot
+                raise ConnectorError(f"Webhook '{self.name}': {mask(str(exc))}") from exc
         for item in items:
             self._deliver(item, secret)
 

@@ -33,12 +33,15 @@ class _Ids:
     def __init__(self) -> None:
         self.real: set[str] = set()
         self.made: dict[str, str] = {}  # made-up id -> the id it was made from
+        self.suffix: dict[str, int] = {}  # base -> last suffix tried: hostile ids cost O(1) each, not O(n)
 
     def make(self, base: str) -> str:
-        rid, n = base, 1
+        n = self.suffix.get(base, 1)
+        rid = base if n == 1 else f"{base}~{n}"
         while rid in self.real or rid in self.made:
             n += 1
             rid = f"{base}~{n}"
+        self.suffix[base] = n
         self.made[rid] = base
         return rid
 

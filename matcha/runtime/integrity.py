@@ -73,16 +73,22 @@ def installation_key() -> bytes:
 def _read_or_create(path: Path) -> bytes:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            # O_EXCL: two processes creating it at once agree on one key (the loser reads the winner's)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
+        if not path.exists():
+            # Written in full to a private temporary file, then linked into place: the key never
+            # appears half-written, and of two processes creating it at once one link wins and
+            # both read the winner's key.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(secrets.token_bytes(32))
                 fh.flush()
                 os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         key = path.read_bytes()
     except OSError as exc:
         raise RunError(f"cannot read or create the decision key {path}: {exc.strerror or exc}. Make its folder "

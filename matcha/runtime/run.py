@@ -85,6 +85,7 @@ class Run:
         self._ws = workspace
         self._row = row
         self._plan = plan
+        self._executable = plan is not None  # a plan handed in was validated to run, env included
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -108,8 +109,10 @@ class Run:
         return self._plan
 
     def _executable_plan(self) -> Plan:
-        """The run's pipeline, validated to run: every variable set."""
-        self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir))
+        """The run's pipeline, validated to run: every variable set (validated once per Run)."""
+        if not self._executable or self._plan is None:
+            self._plan = load_plan(self._row.spec_text, self._row.pipeline_path, Path(self._row.base_dir))
+            self._executable = True
         return self._plan
 
     # -- state ------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ class Run:
             "steps": [{"id": c.step_id, "status": c.status, "received": c.received, "out": c.out,
                        "dropped": c.dropped, "quarantined": c.quarantined, "seconds": c.seconds, **c.extra}
                       for c in self.steps()],
-            "pending_review": len(self._ws.store.approvals(self.id, status="pending")),
+            "pending_review": self._ws.store.count_approvals(self.id, status="pending"),
             "quarantined": len(quarantined),
             "quarantine_file": str(self.quarantine_path) if quarantined else None,
         }
@@ -186,18 +189,28 @@ class Run:
 
     # -- review -----------------------------------------------------------------------------
     def items(self, status: str | None = None, step: str | None = None) -> list[ReviewItem]:
-        rows = self._ws.store.approvals(self.id, step_id=step, status=status)
-        return [ReviewItem(run_id=self.id, step=r["step_id"], id=r["record_id"], status=r["status"],
-                           ai_text=r["ai_text"], final_text=r["final_text"], sha256=r["sha256"],
-                           reviewer=r["reviewer"], decided_at=r["decided_at"], reason=r["reason"],
-                           context=r["context"]) for r in rows]
+        return [self._item(r) for r in self._ws.store.approvals(self.id, step_id=step, status=status)]
+
+    def _item(self, r: dict[str, Any]) -> ReviewItem:
+        return ReviewItem(run_id=self.id, step=r["step_id"], id=r["record_id"], status=r["status"],
+                          ai_text=r["ai_text"], final_text=r["final_text"], sha256=r["sha256"],
+                          reviewer=r["reviewer"], decided_at=r["decided_at"], reason=r["reason"],
+                          context=r["context"])
+
+    def _approval_steps(self) -> list[str]:
+        return [sid for sid, ps in self.plan.steps.items() if ps.step.approves]
 
     def pending(self, step: str | None = None) -> list[ReviewItem]:
         """Items waiting for a decision."""
         return self.items(status="pending", step=step)
 
+    def _pending_count(self) -> int:
+        return self._ws.store.count_approvals(self.id, status="pending")
+
     def _target(self, item: str, step: str | None) -> ReviewItem:
-        matches = [i for i in self.items(step=step) if i.id == item]
+        # one record's rows, not the whole queue: deciding one of a million items stays cheap
+        matches = [self._item(r) for rows in self._ws.store.decisions_for(
+            self.id, [step] if step else self._approval_steps(), [item]).values() for r in rows]
         if not matches:
             raise ApprovalError(f"run {self.id} has no review item '{item}'. See `matcha review {self.id}`")
         pending = [i for i in matches if i.status == "pending"]
@@ -245,7 +258,7 @@ class Run:
         return self._maybe_resume(resume, progress)
 
     def _maybe_resume(self, resume: bool, progress: Any) -> Run:
-        if resume and self.refresh().status == "waiting_for_approval" and not self.pending():
+        if resume and self.refresh().status == "waiting_for_approval" and not self._pending_count():
             return self.resume(progress)
         return self
 
@@ -255,8 +268,8 @@ class Run:
         self.refresh()
         if self.status == "succeeded":
             return self
-        if self.status == "waiting_for_approval" and self.pending():
-            raise RunError(f"run {self.id} is waiting for approval of {len(self.pending())} item(s). "
+        if self.status == "waiting_for_approval" and (n := self._pending_count()):
+            raise RunError(f"run {self.id} is waiting for approval of {n} item(s). "
                            f"Review with `matcha review {self.id}`, then approve or reject them")
         return self._drive(None, progress)
 

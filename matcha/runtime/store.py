@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   final_text TEXT, sha256 TEXT, reviewer TEXT, decided_at REAL, reason TEXT, context TEXT, mac TEXT,
   PRIMARY KEY (run_id, step_id, record_id)
 );
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (run_id, status);
+CREATE INDEX IF NOT EXISTS approvals_record ON approvals (run_id, record_id);
 CREATE TABLE IF NOT EXISTS ledger (
   run_id TEXT, step_id TEXT, record_id TEXT, sha256 TEXT, status TEXT, at REAL,
   PRIMARY KEY (run_id, step_id, record_id, sha256)
@@ -303,6 +305,30 @@ class RunStore:
             args.append(status)
         rows = self._conn().execute(sql + " ORDER BY step_id, seq", args).fetchall()
         return [{**dict(r), "context": json.loads(r["context"] or "{}")} for r in rows]
+
+    def count_approvals(self, run_id: str, step_id: str | None = None, status: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM approvals WHERE run_id=?", [run_id]
+        if step_id:
+            sql, args = sql + " AND step_id=?", [*args, step_id]
+        if status:
+            sql, args = sql + " AND status=?", [*args, status]
+        return int(self._conn().execute(sql, args).fetchone()[0])
+
+    def decisions_for(self, run_id: str, step_ids: list[str], record_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Approval rows of ``record_ids`` in ``step_ids``, by record: one query per chunk of a batch,
+        so publishing a batch costs the same whatever the size of the run."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        if not step_ids:
+            return out
+        steps = ",".join("?" * len(step_ids))
+        for i in range(0, len(record_ids), 500):
+            chunk = record_ids[i:i + 500]
+            rows = self._conn().execute(
+                f"SELECT * FROM approvals WHERE run_id=? AND step_id IN ({steps}) "
+                f"AND record_id IN ({','.join('?' * len(chunk))}) ORDER BY step_id", (run_id, *step_ids, *chunk))
+            for r in rows:
+                out.setdefault(r["record_id"], []).append({**dict(r), "context": json.loads(r["context"] or "{}")})
+        return out
 
     def decide(self, run_id: str, step_id: str, record_id: str, *, status: str, final_text: str | None,
                sha256: str | None, reviewer: str, reason: str | None) -> bool:

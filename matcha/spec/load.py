@@ -219,6 +219,7 @@ class _Builder:
                 ok &= self._model_ref(path, str(ref), models, cls)
             elif self.connection(str(ref), path, cls.connector_role or "publisher", conns) is None:
                 ok = False
+        self._no_env_in_templates(i, cls)
         step = cls(s, cfg)
         # the step's own checks run even when a reference is wrong: every problem in one pass
         ctx = LoadContext(base_dir=self.base_dir, models=models, connectors={n: c.config for n, c in conns.items()})
@@ -231,6 +232,16 @@ class _Builder:
         for si in found:
             self.issue(("steps", i, "with", *si.path), si.message, si.hint)
         return step
+
+    def _no_env_in_templates(self, i: int, cls: type[Step]) -> None:
+        raw = self.located.data["steps"][i].get("with") if isinstance(self.located.data, dict) else None
+        for fld in cls.templated if isinstance(raw, dict) else ():
+            for path, text in _strings(raw.get(fld), ("steps", i, "with", fld)):  # type: ignore[union-attr]
+                if "${env:" in text:
+                    self.issue(path, "a template cannot use ${env:...}: what it renders is stored and published, "
+                               "and a secret changed by the template could not be masked",
+                               "Put secrets in model or connection settings (api_key_env, secret_env, headers); "
+                               "write other values into the template as text")
 
     def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step]) -> bool:
         if ref not in models:
@@ -265,8 +276,9 @@ class _Builder:
         for i, s in enumerate(spec.steps):
             deps = s.needs if s.needs is not None else [prev]
             resolved: list[str] = []
+            listed: set[str] = set()
             for j, dep in enumerate(deps):
-                if s.needs is not None and dep in deps[:j]:
+                if dep in listed:
                     self.issue(("steps", i, "needs", j), f"'{dep}' is listed twice in needs",
                                "List each step once")
                 elif dep in ("source", graph.SOURCE):
@@ -277,6 +289,7 @@ class _Builder:
                                f"Use one of: source, {', '.join(first_index)}")
                 else:
                     resolved.append(dep)
+                listed.add(dep)
             needs.setdefault(s.id, resolved or [graph.SOURCE])
             prev = s.id
         cycle = graph.find_cycle({k: [d for d in v if d != graph.SOURCE] for k, v in needs.items()})
@@ -296,6 +309,17 @@ class _Builder:
                        f"{' → '.join(path)}",
                        "Add an `approval` step on this path and make the publish step need it "
                        "(every path to a publish step must pass an approval)")
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string inside ``value`` with its path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _strings(v, (*path, k))]
+    if isinstance(value, list):
+        return [x for j, v in enumerate(value) for x in _strings(v, (*path, j))]
+    return []
 
 
 def _reviewed(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], steps: dict[str, Step],

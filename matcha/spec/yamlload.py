@@ -79,6 +79,7 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.positions: dict[Path_, tuple[int, int]] = {}
+        self.merged: dict[int, int] = {}  # id(mapping node) -> pairs brought in by merge keys
 
     def _error(self, node: yaml.Node, path: Path_, message: str, hint: str) -> PipelineError:
         line, col = _mark(node)
@@ -113,33 +114,36 @@ class _Builder:
                               "Remove the \\uD800-\\uDFFF escape; write the character itself in UTF-8")
         return value
 
-    @staticmethod
-    def _own(node: yaml.MappingNode, merged: int, key: str) -> bool:
-        """Was ``key`` already written in the mapping itself (not only brought in by ``<<``)?
-        Overriding a merged key is what merge keys are for; writing a key twice is a mistake."""
-        own_keys = [str(k.value) for k, _ in node.value[merged:]]
-        return own_keys.count(key) > 1
-
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
             raise self._tag_error(node, path, "mapping")
-        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-        self.loader.flatten_mapping(node)  # YAML merge keys (<<): merged pairs come first, then the mapping's own
-        merged = len(node.value) - own
+        merged = self._flatten(node)
         out: dict[str, Any] = {}
+        own: set[str] = set()
         for index, (key_node, value_node) in enumerate(node.value):
             key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise self._error(key_node, path, "mapping keys must be plain strings",
                                   "Write the key as plain text followed by ':', e.g. `name:`")
-            # `yes:` / `on:` load as booleans in YAML 1.1; report the key as written, not as 'True'
-            key = key_node.value if isinstance(key, bool) else str(key)
-            if key in out and index >= merged and self._own(node, merged, key):
-                raise self._error(key_node, (*path, key), f"duplicate key '{key}'",
-                                  "Each key may appear once in a mapping: remove or rename one of them")
+            # the key as written: `yes:` is not 'True', and a 5,000-digit number has no str()
+            key = key if isinstance(key, str) else str(key_node.value)
+            if index >= merged:  # the mapping's own keys; overriding a key brought in by `<<` is allowed
+                if key in own:
+                    raise self._error(key_node, (*path, key), f"duplicate key '{key}'",
+                                      "Each key may appear once in a mapping: remove or rename one of them")
+                own.add(key)
             out[key] = self.build(value_node, (*path, key))
             self.positions[(*path, key)] = _mark(key_node)
         return out
+
+    def _flatten(self, node: yaml.MappingNode) -> int:
+        """Apply YAML merge keys (``<<``) once per node (an aliased mapping is built again at each
+        alias); returns how many leading pairs came from merges, the mapping's own pairs follow."""
+        if id(node) not in self.merged:
+            own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            self.loader.flatten_mapping(node)
+            self.merged[id(node)] = len(node.value) - own
+        return self.merged[id(node)]
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -185,8 +189,9 @@ def _prescan(loader: _Loader, file: str) -> None:
 class _Scan:
     def __init__(self, file: str):
         self.file = file
-        self.frames: list[list[Any]] = []  # [anchor or None, expanded size so far] per open collection
+        self.frames: list[list[Any]] = []  # [anchor or None, expanded size, height below] per open collection
         self.sizes: dict[str, int] = {}  # anchor -> expanded size of the node it names
+        self.heights: dict[str, int] = {}  # anchor -> nesting levels of the node it names (a scalar: 0)
         self.seen = 0  # values so far, aliases expanded
 
     def fail(self, event: yaml.Event, message: str, hint: str) -> None:
@@ -199,27 +204,33 @@ class _Scan:
             if len(self.frames) >= MAX_DEPTH:
                 self.fail(event, f"values are nested more than {MAX_DEPTH} levels deep",
                           "Pipelines need a few levels at most: flatten this structure")
-            self.frames.append([event.anchor, 1])
+            self.frames.append([event.anchor, 1, 0])
             self.count(event, 1)
         elif isinstance(event, yaml.CollectionEndEvent):
-            anchor, size = self.frames.pop()
+            anchor, size, below = self.frames.pop()
             if anchor is not None:
-                self.sizes[anchor] = size
+                self.sizes[anchor], self.heights[anchor] = size, below + 1
             if self.frames:  # already counted in `seen`, value by value
                 self.frames[-1][1] += size
+                self.frames[-1][2] = max(self.frames[-1][2], below + 1)
         elif isinstance(event, yaml.AliasEvent):
-            if any(anchor == event.anchor for anchor, _ in self.frames):
-                self.fail(event, f"the alias *{event.anchor} is inside the anchor &{event.anchor} it refers to",
+            name = event.anchor or ""
+            if any(frame[0] == name for frame in self.frames):
+                self.fail(event, f"the alias *{name} is inside the anchor &{name} it refers to",
                           "An alias cannot contain itself: copy the values instead")
-            self.add(event, self.sizes.get(event.anchor or "", 1))  # an undefined alias is reported by the composer
+            if len(self.frames) + self.heights.get(name, 0) > MAX_DEPTH:  # aliases can nest anchors deeper
+                self.fail(event, f"through the alias *{name}, values are nested more than {MAX_DEPTH} levels deep",
+                          "Pipelines need a few levels at most: flatten this structure")
+            self.add(event, self.sizes.get(name, 1), self.heights.get(name, 0))  # undefined: the composer says
         elif isinstance(event, yaml.ScalarEvent):
             if event.anchor is not None:
-                self.sizes[event.anchor] = 1
-            self.add(event, 1)
+                self.sizes[event.anchor], self.heights[event.anchor] = 1, 0
+            self.add(event, 1, 0)
 
-    def add(self, event: yaml.Event, size: int) -> None:
+    def add(self, event: yaml.Event, size: int, height: int) -> None:
         if self.frames:
             self.frames[-1][1] += size
+            self.frames[-1][2] = max(self.frames[-1][2], height)
         self.count(event, size)
 
     def count(self, event: yaml.Event, size: int) -> None:

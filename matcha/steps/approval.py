@@ -37,13 +37,14 @@ class ApprovalStep(Step):
 
         self._record_pending(ctx, when)
         store = ctx.store
-        while pending := store.approvals(ctx.run_id, ctx.step_id, status="pending"):
+        while pending := store.count_approvals(ctx.run_id, ctx.step_id, status="pending"):
             store.set_step_status(ctx.run_id, ctx.step_id, "waiting")
-            interrupt({"run_id": ctx.run_id, "step": ctx.step_id, "pending": len(pending)})
-        decisions = {d["record_id"]: d for d in store.approvals(ctx.run_id, ctx.step_id)}
+            interrupt({"run_id": ctx.run_id, "step": ctx.step_id, "pending": pending})
         for rows in store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
             outcome = BatchOutcome()
             seqs = {}
+            decisions = {rid: ds[0] for rid, ds in
+                         store.decisions_for(ctx.run_id, [ctx.step_id], [rid for rid, _, _ in rows]).items()}
             for rid, seq, rec in rows:
                 d = decisions.get(rid)
                 if d is None:  # dropped by `when` or quarantined while recording

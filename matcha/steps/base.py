@@ -91,6 +91,9 @@ class Step:
     publishes: ClassVar[bool] = False
     #: an approval step: paths through it satisfy the gate
     approves: ClassVar[bool] = False
+    #: config fields holding templates: their output is stored and published, so a secret that a
+    #: template transforms (``|upper``, a slice) could not be masked; ``${env:}`` is refused there
+    templated: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: StepSpec, config: Any):
         self.spec = spec

@@ -70,6 +70,7 @@ class GenerateStep(Step):
     Config = GenerateConfig
     references = {"model": "models"}  # noqa: RUF012 - class-level declaration
     model_capability = "generate"
+    templated = ("prompt", "system")
 
     def _template_source(self, base_dir: Path) -> str:
         if self.config.prompt is not None:

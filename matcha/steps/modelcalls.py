@@ -29,13 +29,14 @@ def _key(*parts: str) -> str:
     return h.hexdigest()
 
 
-def embedding_key(model: Embedder, text: str) -> str:
-    return "emb:" + _key(model.fingerprint, text)
+def embedding_key(model: Embedder, text: str, fingerprint: str | None = None) -> str:
+    return "emb:" + _key(fingerprint or model.fingerprint, text)
 
 
 def embed_cached(ctx: StepContext, model: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Vectors for ``texts`` (one model call for all cache misses) and their store keys."""
-    keys = [embedding_key(model, t) for t in texts]
+    fingerprint = model.fingerprint  # a pydantic dump and a hash: once per batch, not once per text
+    keys = [embedding_key(model, t, fingerprint) for t in texts]
     found = ctx.store.cache_get_many(list(dict.fromkeys(keys)))
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:

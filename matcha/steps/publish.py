@@ -37,10 +37,6 @@ class PublishStep(Step):
     publishes = True
 
     def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
-        decisions: dict[str, list[dict[str, Any]]] = {}
-        for step_id in sorted(ctx.approvals):
-            for d in ctx.store.approvals(ctx.run_id, step_id):
-                decisions.setdefault(d["record_id"], []).append(d)
         publisher = ctx.connectors(self.config.connector)
         assert isinstance(publisher, Publisher)
         done = ctx.store.done_ids(ctx.run_id, ctx.step_id)
@@ -50,15 +46,16 @@ class PublishStep(Step):
             for rows in ctx.store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
                 todo = [(rid, seq, rec) for rid, seq, rec in rows if rid not in done]
                 if todo:
-                    self._batch(ctx, publisher, todo, decisions, when)
+                    self._batch(ctx, publisher, todo, when)
                     progressed += len(todo)
                     ctx.progress(ctx.step_id, progressed, total)
         finally:
             publisher.close()
 
     def _batch(self, ctx: StepContext, publisher: Any, todo: list[tuple[str, int, Record]],
-               decisions: dict[str, list[dict[str, Any]]], when: Callable[[Record], bool] | None) -> None:
+               when: Callable[[Record], bool] | None) -> None:
         key = integrity.installation_key()
+        decisions = ctx.store.decisions_for(ctx.run_id, sorted(ctx.approvals), [rid for rid, _, _ in todo])
         outcome = BatchOutcome()
         items: list[PublishItem] = []
         seqs = {}

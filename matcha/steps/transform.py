@@ -57,6 +57,7 @@ class MapConfig(StepConfig):
 @register_step("map")
 class MapStep(Step):
     Config = MapConfig
+    templated = ("set",)
 
     def warm_up(self, ctx: StepContext) -> None:
         self._templates = {k: compile_template(t) for k, t in self.config.set.items()}

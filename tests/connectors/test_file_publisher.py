@@ -190,6 +190,12 @@ def reference(tmp_path: Path, fmt: str, items: list[PublishItem]) -> bytes:
 MORE = [*ITEMS, item("r3", "Third, é and ünïcode.\n"), item("r4", "Fourth.")]
 
 
+def announce(out: Path, end: int) -> None:
+    """Record in the sidecar that an append up to ``end`` bytes is in progress, as publish does."""
+    state = json.loads(state_path(out).read_text())
+    state_path(out).write_text(json.dumps({**state, "end": end}))
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "markdown"])
 def test_torn_append_is_cut_before_already_published_scans(tmp_path: Path, fmt: str) -> None:
     pub = publisher(tmp_path, fmt)
@@ -198,6 +204,7 @@ def test_torn_append_is_cut_before_already_published_scans(tmp_path: Path, fmt: 
     committed = out.read_bytes()
     full = reference(tmp_path, fmt, MORE)
     for cut in (1, (len(full) - len(committed)) // 2, len(full) - len(committed) - 1):
+        announce(out, len(full))  # what publish records before it appends
         with out.open("ab") as fh:  # the crashed batch: part of the render of MORE[1:]
             fh.write(full[len(committed):len(committed) + cut])
         # the resume asks first: the torn batch is not there (and no longer in the file)
@@ -281,6 +288,27 @@ def test_a_file_replaced_or_shortened_by_someone_else_is_not_cut(tmp_path: Path)
     out.write_text("")  # emptied by hand: shorter than the sidecar says
     pub.publish(ITEMS[:1])
     assert parsed_keys(out, "jsonl") == [ITEMS[0].key]
+
+
+def test_lines_appended_by_another_tool_are_kept(tmp_path: Path) -> None:
+    pub = publisher(tmp_path, "jsonl")
+    pub.publish(ITEMS[:1])
+    out = tmp_path / "out/result.txt"
+    with out.open("a") as fh:
+        fh.write('{"note": "appended by hand"}\n')
+    pub.publish(ITEMS[1:2])
+    assert [json.loads(x).get("note") for x in out.read_text().splitlines()] == [None, "appended by hand", None]
+
+
+def test_a_second_path_to_the_same_file_is_not_cut(tmp_path: Path) -> None:
+    pub = publisher(tmp_path, "jsonl")
+    pub.publish(ITEMS[:1])
+    out = tmp_path / "out/result.txt"
+    os.link(out, tmp_path / "out/link.txt")
+    other = FilePublisher("other", FilePublisher.Config(kind="file", path="out/link.txt"), base_dir=tmp_path)
+    other.publish(MORE[1:2])  # its own sidecar; the first publisher's says 1 item
+    pub.publish(MORE[2:3])
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["r1", "r2", "r3"]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

@@ -328,3 +328,21 @@ def test_bad_config(cfg: dict[str, Any], match: str) -> None:
 def test_config_schema_has_descriptions() -> None:
     props = WebhookPublisher.Config.model_json_schema()["properties"]
     assert all(p.get("description") for p in props.values()), props
+
+
+def test_an_environment_proxy_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY set for the URL, requests go through the proxy (which resolves the name),
+    instead of silently bypassing it with a direct, pinned connection."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with Receiver([]) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.rsplit("/", 1)[0])
+        cfg = WebhookPublisher.Config(kind="webhook", url="http://hooks.matcha-test.invalid/in")
+        pub = WebhookPublisher("hook", cfg, base_dir=tmp_path)
+        try:
+            pub.publish([PublishItem("run", "publish", "r1", "hello", "sha")])
+        finally:
+            pub.close()
+    assert len(proxy.requests) == 1
+    assert json.loads(proxy.requests[0][1])["record_id"] == "r1"

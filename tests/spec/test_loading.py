@@ -108,3 +108,43 @@ def test_cli_names_the_package_of_a_broken_entry_point(tmp_path: Path) -> None:
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "matcha-broken-plugin" in bad.stderr and "failed to load" in bad.stderr, bad.stderr
+
+
+def test_an_aliased_mapping_with_merge_overrides_loads_at_every_alias(tmp_path: Path) -> None:
+    from matcha.spec.yamlload import load_located
+
+    data = load_located("base: &b {x: 1, y: 2}\na: &a {<<: *b, x: 3}\nc: *a\nd: *a\n", "f").data
+    assert data["a"] == data["c"] == data["d"] == {"x": 3, "y": 2}
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("? 0x" + "f" * 5000 + "\n: 1\nname: t\nsteps: []\n", r"unknown field|at least 1"),  # a key with no str()
+    ("".join(f"a{i}: &a{i} " + "[" * 40 + (f"*a{i - 1}" if i else "x") + "]" * 40 + "\n" for i in range(3))
+     + "name: t\nsteps: []\n", r"through the alias \*a0, values are nested more than 64 levels"),
+])
+def test_keys_and_aliases_that_used_to_escape_are_located(text: str, expect: str) -> None:
+    with pytest.raises(PipelineError, match=expect) as info:
+        Pipeline.from_yaml(text)
+    assert all(i.line >= 1 for i in info.value.issues)
+
+
+@pytest.mark.parametrize("text", [
+    "name: t\nsteps:\n  - {id: a, type: filter, with: {condition: 'x == 1'}}\n  - {id: b, type: filter, "
+    "with: {condition: 'x == 1'}, needs: [" + ", ".join(["a"] * 20_000) + "]}\n",
+    "base: &b {" + ", ".join(f"k{i}: 1" for i in range(5000)) + "}\nover: {<<: *b, "
+    + ", ".join(f"k{i}: 2" for i in range(5000)) + "}\nname: t\nsteps: []\n",
+])
+def test_large_hostile_lists_are_checked_in_linear_time(text: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(PipelineError):
+        Pipeline.from_yaml(text)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_review_output_escapes_every_invisible_character() -> None:
+    from matcha.cli.render import literal
+
+    assert literal("plain é 😀\nnext\tline") == "plain é 😀\nnext\tline"
+    for hidden, shown in [("\x1b[8m", "\\x1b[8m"), ("\u202e", "\\u202e"), ("\U000e0041", "\\U000e0041"),
+                          ("\u00ad", "\\xad"), ("\u2028", "\\u2028"), ("\u200b", "\\u200b"), ("\x07", "\\x07")]:
+        assert literal(f"a{hidden}b") == f"a{shown}b"

@@ -283,6 +283,10 @@ CASES = [
          "api_key_env: MATCHA_TEST_UNSET_KEY}\nsource: {connector: messages}\nsteps:\n"
          "  - {id: d, type: generate, with: {model: m, prompt: 'Hi {{ text }}'}}\n" + GATE,
          3, 70, "models.m.api_key_env", r"MATCHA_TEST_UNSET_KEY \(the API key of model 'm'\) is not set.*export"),
+    case("env-in-map-template", HEAD + "  - id: m\n    type: map\n    with: {set: {x: \"{{ '${env:HOME}'|upper }}\"}}\n"
+         + GATE, 6, 18, "steps[0].with.set.x", r"a template cannot use \$\{env:\.\.\.\}.*api_key_env, secret_env"),
+    case("env-in-prompt", HEAD + "  - id: g\n    type: generate\n    with: {prompt: 'Key ${env:HOME}: {{ text }}'}\n"
+         + GATE, 6, 12, "steps[0].with.prompt", r"a template cannot use"),
     case("publisher-field-not-reviewed", publish_to("fields"), 8, 12, "steps[1].with.connector",
          r"publishes the field 'customer', which the reviewer does not see.*Add 'customer' to the approval",
          extra={"connectors/fields.yaml": "kind: file\npath: out/x.jsonl\nfields: [customer]\n"}),
