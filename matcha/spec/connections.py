@@ -57,11 +57,13 @@ def load_connection(base_dir: Path, name: str, env: EnvRefs | None = None) -> Co
     issues: list[ConfigIssue] = []
     data = env.resolve(located, issues)
     kind = data.get("kind")
-    cls = CONNECTORS.get(str(kind)) if kind is not None else None
+    cls = CONNECTORS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         line, col = located.where(("kind",))
-        what = "the field 'kind' is missing" if kind is None else f"unknown connector kind '{kind}'"
-        raise PipelineError([ConfigIssue(file, line, col, "kind", what, CONNECTORS.unknown_hint(str(kind or "")))])
+        what = ("the field 'kind' is missing" if kind is None else f"unknown connector kind '{kind}'"
+                if isinstance(kind, str) else "'kind' must be the name of a connector kind")
+        hint = CONNECTORS.unknown_hint(kind if isinstance(kind, str) else "")
+        raise PipelineError([ConfigIssue(file, line, col, "kind", what, hint)])
     config, more = validate_model(cls.Config, data, located)
     issues += env.keep(more)
     if issues:

@@ -140,10 +140,12 @@ class _Builder:
         for name, raw in entries.items():
             path: tuple[str | int, ...] = ("models", name)
             provider = raw.get("provider") if isinstance(raw, dict) else None
-            cls = PROVIDERS.get(str(provider)) if provider else None
+            cls = PROVIDERS.get(provider) if isinstance(provider, str) and provider else None
             if cls is None:
-                what = "the field 'provider' is missing" if not provider else f"unknown model provider '{provider}'"
-                hint = PROVIDERS.unknown_hint(str(provider or ""))
+                what = ("the field 'provider' is missing" if provider in (None, "")
+                        else f"unknown model provider '{provider}'" if isinstance(provider, str)
+                        else "'provider' must be the name of a model provider")
+                hint = PROVIDERS.unknown_hint(provider if isinstance(provider, str) else "")
                 self.issues.append(located.issue((*path, "provider"), what, hint))
                 self.bad_models.add(name)
                 continue
