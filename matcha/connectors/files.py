@@ -58,7 +58,8 @@ def open_text(connector: Connector, path: Path, encoding: str) -> IO[str]:
         ) from exc
 
 
-def _check_encoding(value: str) -> str:
+def check_encoding(value: str) -> str:
+    """``value`` if Python knows the encoding, else ValueError saying which to use."""
     try:
         codecs.lookup(value)
     except LookupError:
@@ -66,7 +67,7 @@ def _check_encoding(value: str) -> str:
     return value
 
 
-Encoding = Annotated[str, AfterValidator(_check_encoding)]
+Encoding = Annotated[str, AfterValidator(check_encoding)]
 
 
 class TextFileSource(Source):

@@ -69,6 +69,16 @@ class Provider(ABC):
         pass
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise the rows of a float32 matrix in place (the :class:`Embedder` contract) and return it.
+    Most models normalise already; one vectorised pass guarantees it for every model."""
+    import numpy as np
+
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
+    return vectors
+
+
 class Embedder(Provider):
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle
-from matcha.models.base import PROVIDERS, Embedder, ProviderConfig
+from matcha.models.base import PROVIDERS, Embedder, ProviderConfig, unit_rows
 
 
 class FastEmbedConfig(ProviderConfig):
@@ -114,12 +114,7 @@ class FastEmbedProvider(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = self._model.embed(list(texts), batch_size=self.config.batch_size)
-        out = np.asarray(np.stack(list(rows)), dtype=np.float32)
-        # fastembed normalises most models already; doing it again is one vectorised pass and
-        # guarantees the interface's contract for every model.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
-        return out
+        return unit_rows(np.asarray(np.stack(list(rows)), dtype=np.float32))
 
     def close(self) -> None:
         self._model = None

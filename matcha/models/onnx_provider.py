@@ -25,7 +25,7 @@ from pydantic import Field
 
 from matcha.errors import ModelUnavailable
 from matcha.models import bundle
-from matcha.models.base import PROVIDERS, Embedder, ProviderConfig
+from matcha.models.base import PROVIDERS, Embedder, ProviderConfig, unit_rows
 
 #: Models this provider can load without a ``path``: name -> the function returning its verified file.
 BUNDLED = {bundle.USE_MODEL: bundle.default_use_model_path}
@@ -113,10 +113,7 @@ class OnnxEmbedProvider(Embedder):
         for start in range(0, len(texts), step):
             chunk = np.asarray(list(texts[start:start + step]), dtype=object)
             out[start:start + len(chunk)] = self._session.run([self.config.output], {self.config.input: chunk})[0]
-        # The bundled model returns unit vectors already; other graphs may not: the interface promises them.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
-        return out
+        return unit_rows(out)
 
     def close(self) -> None:
         self._session = None

@@ -384,13 +384,12 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
 
 
 def _encoding(name: str) -> str:
-    import codecs
+    from matcha.connectors.files import check_encoding
 
     try:
-        codecs.lookup(name)
-    except LookupError:
-        raise RunError(f"unknown encoding '{name}'; use e.g. utf-8, utf-8-sig, latin-1, cp1252") from None
-    return name
+        return check_encoding(name)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
 
 
 def _delimiter(value: str) -> str:
