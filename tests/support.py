@@ -12,6 +12,15 @@ from typing import Any
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+              "no_proxy")
+
+
+def clear_proxies(monkeypatch: Any) -> None:
+    """Requests to the local test servers must not go through a proxy set in the environment."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

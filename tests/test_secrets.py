@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Cli, write
+from support import Cli, clear_proxies, write
 
 from matcha import secrets
 
@@ -65,8 +65,7 @@ def test_a_secret_used_in_a_step_is_never_stored_or_sent(project: Path, cli: Cli
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from support import Receiver
 
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
     env = {"API_TOKEN": SECRET}
     with Receiver([]) as server:
         write(project / "connectors" / "hook.yaml", f"kind: webhook\nurl: {server.url}\nallowed_hosts: [127.0.0.1]\n")

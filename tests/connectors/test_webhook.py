@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
-from support import Receiver
+from support import Receiver, clear_proxies
 
 from matcha.connectors.base import CONNECTORS, PublishItem
 from matcha.connectors.webhook import WebhookPublisher, encode_body, sign, verify_signature
@@ -37,8 +37,7 @@ def make(
 
 @pytest.fixture
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
 
 
 @pytest.mark.integration
@@ -333,9 +332,7 @@ def test_config_schema_has_descriptions() -> None:
 def test_an_environment_proxy_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY set for the URL, requests go through the proxy (which resolves the name),
     instead of silently bypassing it with a direct, pinned connection."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
     with Receiver([]) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url.rsplit("/", 1)[0])
         cfg = WebhookPublisher.Config(kind="webhook", url="http://hooks.matcha-test.invalid/in")

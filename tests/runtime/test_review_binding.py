@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from support import Cli, Receiver, write
+from support import Cli, Receiver, clear_proxies, write
 
 from matcha import Pipeline
 from matcha.runtime.store import sha256_text
@@ -63,8 +63,7 @@ steps:
 
 
 def test_publish_sends_only_reviewed_content(project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
     write(project / "connectors" / "tofile.yaml", "kind: file\npath: out/p.jsonl\nfields: [customer]\n")
     write(project / "pipelines" / "f.yaml", APPROVE_THEN_CHANGE.replace("CONNECTOR", "tofile"))
     run_id = json.loads(cli("run", "pipelines/f.yaml", "--json").stdout)["run_id"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import Cli, Receiver, write
+from support import Cli, Receiver, clear_proxies, write
 
 from matcha.connectors.webhook import verify_signature
 
@@ -16,8 +16,7 @@ SECRET = "pipeline-hook-secret"
 
 
 def test_webhook_publish_end_to_end(project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
     env = {"HOOK_SECRET": SECRET}
     with Receiver([503]) as server:
         write(project / "connectors" / "hook.yaml", f"url: {server.url}\nkind: webhook\nsecret_env: HOOK_SECRET\n"
