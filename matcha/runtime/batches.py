@@ -1,50 +1,121 @@
-"""The default way a step runs: stream batches from the store, process, write the outcome.
+"""The one driver every step runs through: stream batches from the store, handle them, write what changed.
 
-Re-entering a step after a crash skips the records it already finished (their rows exist), so
-work is resumed at batch granularity. A batch whose ``process`` raises is retried record by record
-to isolate the bad ones, which are quarantined (``on_error: quarantine``) or fail the run.
+:func:`drive` streams a step's input in seq order, skips records the step already wrote (a step
+re-entered after a crash resumes at batch granularity), applies ``when``, hands the rest to a
+handler and writes one row per record the handler accounted for, holding only the fields that
+changed. :func:`run_step` builds the usual handlers on it from a step's class capabilities:
+``process`` for batch steps, ``fit`` first for dataset-scoped steps, and ``make_records`` /
+``group_of`` for aggregating steps. Approval and publish use :func:`drive` with their own handlers.
+
+A batch whose ``process`` raises is retried record by record to isolate the bad ones, which are
+quarantined (``on_error: quarantine``) or fail the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import copy
+from collections.abc import Callable, Iterable, Iterator
 
 import structlog
 
 from matcha.errors import MatchaError, StepError
+from matcha.runtime.store import Row
 from matcha.secrets import mask
-from matcha.steps.base import BatchOutcome, Record, Step, StepContext
+from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
 
 log = structlog.get_logger("matcha.step")
 
+Handler = Callable[[list[Record]], BatchOutcome]
+When = Callable[[Record], bool] | None
 
-def _describe(exc: BaseException) -> str:
+
+def describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if not isinstance(exc, MatchaError):
         text = f"{type(exc).__name__}: {text}"
     return mask(text)[:500]
 
 
-def _isolate(step: Step, batch: list[Record], ctx: StepContext, on_error: str) -> BatchOutcome:
-    merged = BatchOutcome()
-    for rec in batch:
-        try:
-            one = step.process([rec], ctx)
-        except Exception as exc:
-            if on_error != "quarantine":
-                raise StepError(f"step '{ctx.step_id}' failed on record '{rec.get('id')}': {_describe(exc)}. "
-                                "Fix the record or the step, or set `on_error: quarantine` to set bad records "
-                                "aside, then `matcha resume RUN`") from exc
-            merged.quarantined.append((rec, _describe(exc)))
+# -- the driver -------------------------------------------------------------------------------
+def input_batches(ctx: StepContext, batch_size: int | None = None, *, skip_done: bool = True
+                  ) -> Iterator[list[tuple[str, int, Record]]]:
+    return ctx.store.iter_input(ctx.run_id, ctx.lineage, ctx.needs, batch_size or ctx.batch_size,
+                                skip_step=ctx.step_id if skip_done else None)
+
+
+def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
+          batches: Iterable[list[tuple[str, int, Record]]] | None = None, total: int | None = None,
+          new: bool = False) -> None:
+    """Run ``handler`` over the step's input (or ``batches``) and write its outcome.
+
+    ``new``: the records were made by this step (aggregating): every field is stored."""
+    store = ctx.store
+    if total is None:
+        total = store.count_input(ctx.run_id, ctx.needs)
+    progressed = store.count_rows(ctx.run_id, ctx.step_id, new=new)
+    ctx.progress(ctx.step_id, progressed, total)
+    for rows in (batches if batches is not None else input_batches(ctx)):
+        if batches is not None:  # given batches are not filtered by the store
+            done = store.done_seqs(ctx.run_id, ctx.step_id, rows[0][1], rows[-1][1]) if rows else set()
+            rows = [r for r in rows if r[1] not in done]
+        if not rows:
             continue
-        merged.out += one.out
-        merged.dropped += one.dropped
-        merged.quarantined += one.quarantined
-    return merged
+        seqs: dict[str, int] = {}
+        before: dict[str, Record] = {}
+        batch: list[Record] = []
+        outcome = BatchOutcome()
+        deep = step.mutates_nested
+        for rid, seq, rec in rows:
+            rec["id"] = rid
+            seqs[rid] = seq
+            if not new:
+                before[rid] = copy.deepcopy(rec) if deep else dict(rec)
+            if when is None or when(rec):
+                batch.append(rec)
+            else:
+                outcome.dropped.append((rec, "condition `when` not met"))
+        if batch:
+            result = handler(batch)
+            check_ids(result, {r["id"] for r in batch}, ctx.step_id)
+            outcome.out += result.out
+            outcome.dropped += result.dropped
+            outcome.quarantined += result.quarantined
+        write_outcome(ctx, outcome, seqs, before)
+        progressed += len(rows)
+        ctx.progress(ctx.step_id, progressed, total)
 
 
-def _check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:
+def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
+    """The fields of ``after`` that are new or were replaced, and the fields it no longer has.
+
+    Steps replace a field's value to change it; a step that changes nested values in place declares
+    ``mutates_nested`` and gets a deep copy to compare against."""
+    if before is None:
+        return {k: v for k, v in after.items() if k != "id"}, []
+    changed = {k: v for k, v in after.items() if k != "id" and (k not in before or before[k] is not v)}
+    gone = [k for k in before if k not in after and k != "id"]
+    return changed, gone
+
+
+def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
+                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None) -> None:
+    before = before or {}
+    rows: list[Row] = []
+    for rec in outcome.out:
+        data, gone = changes(before.get(rec["id"]), rec)
+        rows.append((seqs[rec["id"]], "out", None, data, gone, None))
+    for rec, why in outcome.dropped:
+        status = "grouped" if links and rec["id"] in links else "dropped"
+        data, gone = changes(before.get(rec["id"]), rec)
+        rows.append((seqs[rec["id"]], status, why, data, gone, (links or {}).get(rec["id"])))
+    for rec, why in outcome.quarantined:
+        # the whole record, as the step had it: what someone fixing it needs to see
+        rows.append((seqs[rec["id"]], "quarantined", why, {k: v for k, v in rec.items() if k != "id"}, None, None))
+        log.warning("record quarantined", step=ctx.step_id, record=rec["id"], reason=why)
+    ctx.store.write_rows(ctx.run_id, ctx.step_id, rows)
+
+
+def check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:
     seen: set[str] = set()
     for rec in [*outcome.out, *(r for r, _ in outcome.dropped), *(r for r, _ in outcome.quarantined)]:
         rid = rec.get("id")
@@ -56,56 +127,146 @@ def _check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None
         seen.add(rid)
 
 
-def run_batches(step: Step, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
-    store = ctx.store
-    done = store.done_ids(ctx.run_id, ctx.step_id)
-    total = store.count_input(ctx.run_id, ctx.needs)
-    progressed = len(done)
-    ctx.progress(ctx.step_id, progressed, total)
+# -- handlers ---------------------------------------------------------------------------------
+def processing(step: Step, ctx: StepContext, on_error: str) -> Handler:
+    """``step.process`` with warm-up on first use and bad records isolated."""
     warmed = False
-    for rows in store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
-        todo = [(rid, seq, rec) for rid, seq, rec in rows if rid not in done]
-        if not todo:
+
+    def handle(batch: list[Record]) -> BatchOutcome:
+        nonlocal warmed
+        if not warmed:
+            step.warm_up(ctx)
+            warmed = True
+        try:
+            result = step.process(batch, ctx)
+        except Exception as exc:
+            log.warning("batch failed, isolating records", step=ctx.step_id, error=describe(exc))
+            result = _isolate(step, batch, ctx, on_error)
+        if result.quarantined and on_error != "quarantine":
+            rec, why = result.quarantined[0]
+            raise StepError(f"step '{ctx.step_id}' could not process record '{rec.get('id')}': {why}. "
+                            "Set `on_error: quarantine` to set such records aside")
+        return result
+
+    return handle
+
+
+def _isolate(step: Step, batch: list[Record], ctx: StepContext, on_error: str) -> BatchOutcome:
+    merged = BatchOutcome()
+    for rec in batch:
+        try:
+            one = step.process([rec], ctx)
+        except Exception as exc:
+            if on_error != "quarantine":
+                raise StepError(f"step '{ctx.step_id}' failed on record '{rec.get('id')}': {describe(exc)}. "
+                                "Fix the record or the step, or set `on_error: quarantine` to set bad records "
+                                "aside, then `matcha resume RUN`") from exc
+            merged.quarantined.append((rec, describe(exc)))
             continue
-        seqs = {rid: seq for rid, seq, _ in todo}
-        batch: list[Record] = []
-        skipped: list[tuple[Record, str]] = []
-        for rid, _, rec in todo:
+        merged.out += one.out
+        merged.dropped += one.dropped
+        merged.quarantined += one.quarantined
+    return merged
+
+
+# -- step kinds -------------------------------------------------------------------------------
+def input_view(ctx: StepContext, when: When) -> DatasetView:
+    """The step's whole input as a dataset (records failing ``when`` left out)."""
+
+    def batches(size: int | None) -> Iterator[list[Record]]:
+        for rows in input_batches(ctx, size, skip_done=False):
+            recs = [rec for _rid, _seq, rec in rows]
+            if when is not None:
+                recs = [r for r in recs if when(r)]
+            if recs:
+                yield recs
+
+    return DatasetView(ctx.store.count_input(ctx.run_id, ctx.needs), batches)
+
+
+def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
+    """Run a step over its whole input, the way its class says."""
+    if step.scope == "dataset":
+        state = ctx.store.step_state(ctx.run_id, ctx.step_id)
+        if state is None:
+            step.warm_up(ctx)
+            state = step.fit(input_view(ctx, when), ctx)
+            ctx.store.set_step_state(ctx.run_id, ctx.step_id, state)
+        ctx.state = state
+    if step.aggregates:
+        _aggregate(step, ctx, when, on_error)
+    else:
+        drive(step, ctx, processing(step, ctx, on_error), when)
+    if step.scope == "dataset":
+        figures = step.summarize(_own_output(ctx), ctx)
+        if figures:
+            ctx.store.add_step_extra(ctx.run_id, ctx.step_id, figures, replace=True)
+
+
+def _aggregate(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
+    made = step.make_records(ctx)
+    seqs = ctx.store.make_items(ctx.run_id, ctx.step_id, [str(r["id"]) for r in made])
+
+    def grouping(batch: list[Record]) -> BatchOutcome:
+        out = BatchOutcome()
+        for rec, into in zip(batch, step.group_of(batch, ctx), strict=True):
+            if into is None:
+                out.dropped.append((rec, "belongs to no group"))
+            elif into not in seqs:
+                raise StepError(f"step '{ctx.step_id}' grouped record '{rec['id']}' into '{into}', "
+                                "which is not one of the records it made")
+            else:
+                links[rec["id"]] = seqs[into]
+                out.dropped.append((rec, f"grouped into {into}"))
+        return out
+
+    links: dict[str, int] = {}
+    _drive_grouping(step, ctx, grouping, when, links)
+    new = [(str(r["id"]), seqs[str(r["id"])], dict(r)) for r in made]
+    chunks = [new[i:i + ctx.batch_size] for i in range(0, len(new), ctx.batch_size)]
+    drive(step, ctx, processing(step, ctx, on_error), None, batches=chunks, total=len(new), new=True)
+
+
+def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When, links: dict[str, int]) -> None:
+    store = ctx.store
+    total = store.count_input(ctx.run_id, ctx.needs)
+    progressed = store.count_rows(ctx.run_id, ctx.step_id)
+    for rows in input_batches(ctx):
+        seqs = {rid: seq for rid, seq, _ in rows}
+        outcome = BatchOutcome()
+        batch = []
+        for rid, _seq, rec in rows:
             rec["id"] = rid
             if when is None or when(rec):
                 batch.append(rec)
             else:
-                skipped.append((rec, "condition `when` not met"))
-        outcome = BatchOutcome(dropped=skipped)
+                outcome.dropped.append((rec, "condition `when` not met"))
+        links.clear()
         if batch:
-            if not warmed:
-                step.warm_up(ctx)
-                warmed = True
-            try:
-                result = step.process(batch, ctx)
-            except Exception as exc:
-                log.warning("batch failed, isolating records", step=ctx.step_id, error=_describe(exc))
-                result = _isolate(step, batch, ctx, on_error)
-            if result.quarantined and on_error != "quarantine":
-                rec, why = result.quarantined[0]
-                raise StepError(f"step '{ctx.step_id}' could not process record '{rec.get('id')}': {why}. "
-                                "Set `on_error: quarantine` to set such records aside")
-            _check_ids(result, {r["id"] for r in batch}, ctx.step_id)
-            outcome.out += result.out
-            outcome.dropped += result.dropped
-            outcome.quarantined += result.quarantined
-        write_outcome(ctx, outcome, seqs)
-        progressed += len(todo)
+            outcome.dropped += grouping(batch).dropped
+        # a grouped record keeps nothing new: its row says where it went
+        kept = BatchOutcome(dropped=[({"id": r["id"]}, why) for r, why in outcome.dropped])
+        write_outcome(ctx, kept, seqs, {r["id"]: {"id": r["id"]} for r, _ in outcome.dropped}, links)
+        progressed += len(rows)
         ctx.progress(ctx.step_id, progressed, total)
 
 
-def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int]) -> None:
-    rows: list[tuple[str, int, str, str | None, dict[str, Any]]] = []
-    for rec in outcome.out:
-        rows.append((rec["id"], seqs[rec["id"]], "out", None, rec))
-    for rec, why in outcome.dropped:
-        rows.append((rec["id"], seqs[rec["id"]], "dropped", why, rec))
-    for rec, why in outcome.quarantined:
-        rows.append((rec["id"], seqs[rec["id"]], "quarantined", why, rec))
-        log.warning("record quarantined", step=ctx.step_id, record=rec["id"], reason=why)
-    ctx.store.write_records(ctx.run_id, ctx.step_id, rows)
+def _own_output(ctx: StepContext) -> DatasetView:
+    lineage = [*ctx.lineage, ctx.step_id]
+
+    def batches(size: int | None) -> Iterator[list[Record]]:
+        for rows in ctx.store.iter_input(ctx.run_id, lineage, [ctx.step_id], size or ctx.batch_size):
+            yield [rec for _rid, _seq, rec in rows]
+
+    return DatasetView(ctx.store.count_input(ctx.run_id, [ctx.step_id]), batches)
+
+
+def upstream_view(ctx: StepContext, step_id: str, lineage: list[str]) -> DatasetView:
+    """The output of ``step_id`` (merged over ``lineage``, its own lineage plus itself)."""
+
+    def batches(size: int | None) -> Iterator[list[Record]]:
+        for rows in ctx.store.iter_input(ctx.run_id, lineage, [step_id], size or ctx.batch_size):
+            yield [rec for _rid, _seq, rec in rows]
+
+    return DatasetView(ctx.store.count_input(ctx.run_id, [step_id]), batches)
+

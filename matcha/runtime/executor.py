@@ -19,11 +19,12 @@ import structlog
 from matcha.connectors.base import Connector, Source
 from matcha.errors import ConnectorError
 from matcha.models.base import Provider
+from matcha.runtime.batches import upstream_view
 from matcha.runtime.ingest import ingest
 from matcha.runtime.store import RunStore
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, PlannedStep
-from matcha.steps.base import StepContext
+from matcha.steps.base import DatasetView, StepContext
 
 log = structlog.get_logger("matcha.run")
 
@@ -39,12 +40,13 @@ class Runner:
     """Everything one run needs at execution time: plan, store, models and connectors (lazy)."""
 
     def __init__(self, plan: Plan, store: RunStore, run_id: str, params: dict[str, Any],
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, artifact_dir: Path | None = None):
         self.plan = plan
         self.store = store
         self.run_id = run_id
         self.params = params
         self.progress: Progress = progress or (lambda s, d, t: None)
+        self._artifact_dir = artifact_dir
         self._models: dict[str, Provider] = {}
         self._lock = threading.Lock()
 
@@ -58,6 +60,16 @@ class Runner:
 
     def connector(self, name: str) -> Connector:
         return self.plan.connections[name].build(self.plan.base_dir)
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self._artifact_dir or Path(self.store.path).parent / "artifacts"
+
+    def view(self, ctx: StepContext, step_id: str) -> DatasetView:
+        """The output of ``step_id`` as a dataset (a side input of another step)."""
+        sid = SOURCE if step_id == "source" else step_id
+        lineage = [SOURCE] if sid == SOURCE else [*self.plan.lineage(sid), sid]
+        return upstream_view(ctx, sid, lineage)
 
     def close(self) -> None:
         for provider in self._models.values():
@@ -125,7 +137,11 @@ class Runner:
             batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
             connectors=self.connector, upstream=upstream,
             approvals={s for s in upstream if self.plan.steps[s].step.approves}, progress=self.progress,
+            lineage=self.plan.lineage(sid),
         )
+        ctx.open_view = lambda step_id: self.view(ctx, step_id)
+        ctx.artifact_sink = lambda name, content, media: self.store.add_artifact(
+            self.run_id, sid, name, content, media, self.artifact_dir)
         log.info("step started", run=self.run_id, step=sid, type=ps.step.spec.type)
         try:
             ps.step.execute(ctx, ps.when, ps.step.spec.on_error)

@@ -82,14 +82,14 @@ class _Writer:
         if not self.buf:
             return
         try:
-            self.store.write_records(self.run_id, SOURCE, self.buf)
+            self.store.add_items(self.run_id, SOURCE, self.buf)
         except sqlite3.Error:
             raise
         except Exception:
             # Some record cannot be serialised (e.g. an int beyond Python's digit limit, from a
             # library caller): find it and quarantine it instead of failing the run.
             rows = [_storable(row, line) for row, line in zip(self.buf, self.lines, strict=True)]
-            self.store.write_records(self.run_id, SOURCE, rows)
+            self.store.add_items(self.run_id, SOURCE, rows)
         self.buf, self.lines, self.buffered = [], [], {}
 
 

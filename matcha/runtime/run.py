@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from matcha.errors import ApprovalError, MatchaError, RunError
-from matcha.runtime.store import RunRow, RunStore, StepCounts, sha256_text
+from matcha.runtime.store import Artifact, RunRow, RunStore, StepCounts, sha256_bytes, sha256_text
 from matcha.secrets import mask
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, load_plan
@@ -72,6 +72,7 @@ class ReviewItem:
     decided_at: float | None
     reason: str | None
     context: dict[str, Any]
+    seq: int = 0  # position in the queue (with ``step``, the key of the next page)
 
 
 def _new_run_id() -> str:
@@ -188,21 +189,32 @@ class Run:
         return self
 
     # -- review -----------------------------------------------------------------------------
-    def items(self, status: str | None = None, step: str | None = None) -> list[ReviewItem]:
-        return [self._item(r) for r in self._ws.store.approvals(self.id, step_id=step, status=status)]
+    def items(self, status: str | None = None, step: str | None = None, *, limit: int | None = None,
+              after: tuple[str, int] | None = None) -> list[ReviewItem]:
+        """Review items in queue order; ``limit``/``after`` read one page (``after`` = the ``(step, seq)``
+        of the last item of the previous page, see :meth:`iter_items`)."""
+        if limit is None and after is None:
+            return list(self.iter_items(status, step))
+        rows = self._ws.store.approvals_page(self.id, step_id=step, status=status, after=after, limit=limit or 100)
+        return [self._item(r) for r in rows]
+
+    def iter_items(self, status: str | None = None, step: str | None = None) -> Iterator[ReviewItem]:
+        """Every review item, read a page at a time (memory bounded whatever the size of the queue)."""
+        for r in self._ws.store.iter_approvals(self.id, step_id=step, status=status):
+            yield self._item(r)
 
     def _item(self, r: dict[str, Any]) -> ReviewItem:
         return ReviewItem(run_id=self.id, step=r["step_id"], id=r["record_id"], status=r["status"],
                           ai_text=r["ai_text"], final_text=r["final_text"], sha256=r["sha256"],
                           reviewer=r["reviewer"], decided_at=r["decided_at"], reason=r["reason"],
-                          context=r["context"])
+                          context=r["context"], seq=r["seq"])
 
     def _approval_steps(self) -> list[str]:
         return [sid for sid, ps in self.plan.steps.items() if ps.step.approves]
 
-    def pending(self, step: str | None = None) -> list[ReviewItem]:
-        """Items waiting for a decision."""
-        return self.items(status="pending", step=step)
+    def pending(self, step: str | None = None, *, limit: int | None = None) -> list[ReviewItem]:
+        """Items waiting for a decision (the first ``limit`` of them)."""
+        return self.items(status="pending", step=step, limit=limit)
 
     def _pending_count(self) -> int:
         return self._ws.store.count_approvals(self.id, status="pending")
@@ -229,8 +241,11 @@ class Run:
         (one item only). When nothing is left pending the run resumes (unless ``resume=False``)."""
         who = reviewer or os.environ.get("MATCHA_REVIEWER") or getpass.getuser()
         if all:
-            targets = self.pending(step)
-        elif item is None:
+            if edit is not None:
+                raise ApprovalError("an edit applies to exactly one item; name it with --item")
+            self._approve_all(step, who)
+            return self._maybe_resume(resume, progress)
+        if item is None:
             raise ApprovalError("name an item to approve, or approve all pending items (all=True / --all)")
         else:
             targets = [self._target(i, step) for i in ([item] if isinstance(item, str) else list(item))]
@@ -243,6 +258,15 @@ class Run:
                 raise ApprovalError(f"item '{t.id}' is no longer pending")
             log.info("approved", run=self.id, step=t.step, item=t.id, reviewer=who, edited=edit is not None)
         return self._maybe_resume(resume, progress)
+
+    def _approve_all(self, step: str | None, who: str) -> int:
+        """Approve every pending item a page at a time: memory bounded by the page, one transaction each."""
+        store, n = self._ws.store, 0
+        while page := store.approvals_page(self.id, step_id=step, status="pending", limit=1000):
+            n += store.decide_many(self.id, [(r["step_id"], r["record_id"], "approved", r["ai_text"],
+                                              sha256_text(r["ai_text"]), None) for r in page], who)
+        log.info("approved all pending", run=self.id, step=step, items=n, reviewer=who)
+        return n
 
     def reject(self, item: str, *, reason: str, step: str | None = None, reviewer: str | None = None,
                resume: bool = True, progress: Any = None) -> Run:
@@ -258,7 +282,7 @@ class Run:
         return self._maybe_resume(resume, progress)
 
     def _maybe_resume(self, resume: bool, progress: Any) -> Run:
-        if resume and self.refresh().status == "waiting_for_approval" and not self._pending_count():
+        if resume and self.refresh().status == "waiting_for_approval" and not self._ws.store.has_pending(self.id):
             return self.resume(progress)
         return self
 
@@ -268,7 +292,8 @@ class Run:
         self.refresh()
         if self.status == "succeeded":
             return self
-        if self.status == "waiting_for_approval" and (n := self._pending_count()):
+        if self.status == "waiting_for_approval" and self._ws.store.has_pending(self.id):
+            n = self._pending_count()
             raise RunError(f"run {self.id} is waiting for approval of {n} item(s). "
                            f"Review with `matcha review {self.id}`, then approve or reject them")
         return self._drive(None, progress)
@@ -281,7 +306,8 @@ class Run:
         with self._lock():
             store = self._ws.store
             store.set_status(self.id, "running")
-            runner = Runner(self._executable_plan(), store, self.id, self._row.params, progress)
+            runner = Runner(self._executable_plan(), store, self.id, self._row.params, progress,
+                            artifact_dir=self._ws.home / "artifacts")
             saver = open_checkpointer(self._ws.checkpoints)
             config = {"configurable": {"thread_id": self.id}}
             try:
@@ -330,17 +356,52 @@ class Run:
 
     # -- export -----------------------------------------------------------------------------
     def records(self, step: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every record as it left ``step`` (default: merged over all steps, each step's fields added)."""
+        """Every record as it left ``step`` (default: each record merged over every step it went through)."""
         store = self._ws.store
-        step_ids = [step] if step else [SOURCE, *self.plan.steps]
         if step and step not in self.plan.steps and step != "source":
             raise RunError(f"run {self.id} has no step '{step}'. Steps: {', '.join(self.plan.steps)}")
         if step == "source":
-            step_ids = [SOURCE]
-        for batch in store.iter_output(self.id, step_ids, 1000, join=False):
-            for rid, _seq, rec in batch:
-                rec["id"] = rid
+            lineage, needs = [SOURCE], [SOURCE]
+        elif step:
+            lineage, needs = [*self.plan.lineage(step), step], [step]
+        else:
+            lineage = needs = [SOURCE, *self.plan.order()]
+        for batch in store.iter_input(self.id, lineage, needs, 1000, join=False):
+            for _rid, _seq, rec in batch:
                 yield rec
+
+    # -- what a run produced ----------------------------------------------------------------
+    def artifacts(self) -> list[Artifact]:
+        """Files the run produced (reports, profiles), each with its sha256."""
+        return self._ws.store.artifacts(self.id)
+
+    def artifact(self, name: str) -> Path:
+        """The path of an artifact, after checking its content still has the recorded sha256."""
+        for a in self.artifacts():
+            if a.name == name:
+                if not a.path.is_file() or sha256_bytes(a.path.read_bytes()) != a.sha256:
+                    raise RunError(f"artifact '{name}' of run {self.id} is missing or was changed on disk "
+                                   f"({a.path}); run the step that made it again")
+                return a.path
+        names = ", ".join(a.name for a in self.artifacts()) or "none"
+        raise RunError(f"run {self.id} has no artifact '{name}'. Artifacts: {names}")
+
+    @property
+    def report(self) -> Path | None:
+        """The HTML report the run produced (the last one), or None."""
+        html = [a for a in self.artifacts() if a.media_type == "text/html"]
+        return self.artifact(html[-1].name) if html else None
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The segment records of the run (the output of its steps that describe segments)."""
+        steps = [sid for sid, ps in self.plan.steps.items() if ps.step.produces == "segments"]
+        return [rec for sid in steps for rec in self.records(sid)]
+
+    def members(self, record_id: str, step: str | None = None) -> Iterator[str]:
+        """Ids of the input records an aggregating step summarised into ``record_id`` (e.g. a segment)."""
+        steps = [step] if step else [sid for sid, ps in self.plan.steps.items() if ps.step.aggregates]
+        for sid in steps:
+            yield from self._ws.store.members(self.id, sid, record_id)
 
     def export(self, path: str | Path, format: str = "jsonl", step: str | None = None) -> int:
         """Write every record (see :meth:`records`) to ``path`` as ``jsonl`` or ``csv``; returns the count."""

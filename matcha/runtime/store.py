@@ -1,10 +1,15 @@
-"""The run store: runs, records per step, quarantine, approvals, publish ledger and model cache.
+"""The run store: runs, the rows each step wrote, quarantine, approvals, publish ledger, model cache, artifacts.
 
 SQLite (WAL) under ``.matcha/runs.db`` by default. LangGraph state only carries the run id; all
-records live here, so checkpoints stay small whatever the dataset size. Every step's result for a
-record is one row in ``records`` with a status (``out``, ``dropped``, ``quarantined``): step counts
-are derived from those rows, so they always add up, and a step that is re-entered after a crash
-skips the records it already finished.
+records live here, so checkpoints stay small whatever the dataset size.
+
+A record is an ``item`` of its run (an integer ``seq`` and its id; ``origin`` says which step made it:
+the source, or an aggregating step). Each step writes one ``row`` per record it received, with a
+status (``out``, ``dropped``, ``quarantined``, or ``grouped`` into a record an aggregating step
+made) and **only the fields the step changed** (``data``; removed fields in ``gone``). A record as
+it leaves a step is the merge of its rows along the step's lineage (the source and every upstream
+step, in order). Step counts are derived from rows, so they always add up, and a re-entered step
+skips the records it already wrote.
 """
 
 from __future__ import annotations
@@ -14,45 +19,48 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from matcha.errors import RunError
-from matcha.runtime import integrity
+from matcha.runtime.store_review import ReviewTables
 from matcha.secrets import mask, mask_obj
 
 Record = dict[str, Any]
+
+#: What a step writes for one record: ``(seq, status, reason, changed fields, removed fields, link)``;
+#: ``link`` is the seq of the record a ``grouped`` record went into.
+Row = tuple[int, str, str | None, Record, Sequence[str] | None, int | None]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, name TEXT, pipeline_path TEXT, base_dir TEXT, spec_text TEXT,
   status TEXT, error TEXT, created_at REAL, updated_at REAL, params TEXT
 );
-CREATE TABLE IF NOT EXISTS records (
-  run_id TEXT, step_id TEXT, record_id TEXT, seq INTEGER, status TEXT, reason TEXT, data TEXT,
-  PRIMARY KEY (run_id, step_id, record_id)
-);
-CREATE INDEX IF NOT EXISTS records_seq ON records (run_id, step_id, status, seq);
+CREATE TABLE IF NOT EXISTS keys (kind TEXT, run INTEGER, name TEXT, key INTEGER, PRIMARY KEY (kind, run, name));
+CREATE TABLE IF NOT EXISTS items (
+  run INTEGER, seq INTEGER, record_id TEXT, origin INTEGER, PRIMARY KEY (run, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS items_id ON items (run, record_id);
+CREATE TABLE IF NOT EXISTS rows (
+  run INTEGER, step INTEGER, seq INTEGER, status TEXT, reason TEXT, data TEXT, gone TEXT, link INTEGER,
+  PRIMARY KEY (run, step, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS steps (
   run_id TEXT, step_id TEXT, status TEXT, started_at REAL, finished_at REAL, seconds REAL,
-  extra TEXT, PRIMARY KEY (run_id, step_id)
+  extra TEXT, state TEXT, PRIMARY KEY (run_id, step_id)
 );
-CREATE TABLE IF NOT EXISTS approvals (
-  run_id TEXT, step_id TEXT, record_id TEXT, seq INTEGER, field TEXT, status TEXT, ai_text TEXT,
-  final_text TEXT, sha256 TEXT, reviewer TEXT, decided_at REAL, reason TEXT, context TEXT, mac TEXT,
-  PRIMARY KEY (run_id, step_id, record_id)
-);
-CREATE INDEX IF NOT EXISTS approvals_status ON approvals (run_id, status);
-CREATE INDEX IF NOT EXISTS approvals_record ON approvals (run_id, record_id);
-CREATE TABLE IF NOT EXISTS ledger (
-  run_id TEXT, step_id TEXT, record_id TEXT, sha256 TEXT, status TEXT, at REAL,
-  PRIMARY KEY (run_id, step_id, record_id, sha256)
+CREATE TABLE IF NOT EXISTS artifacts (
+  run_id TEXT, name TEXT, step_id TEXT, sha256 TEXT, size INTEGER, media_type TEXT, path TEXT, created_at REAL,
+  PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value BLOB, created_at REAL);
 """
+
+SOURCE_STEP = "__source__"
 
 
 @dataclass
@@ -79,13 +87,34 @@ class StepCounts:
     quarantined: int
     seconds: float | None
     extra: dict[str, Any]
+    grouped: int = 0  # input records an aggregating step summarised into the records it made
+    made: int = 0  # records an aggregating step made (they are counted in out/dropped/quarantined)
 
     @property
     def pending(self) -> int:
-        return self.received - self.out - self.dropped - self.quarantined
+        done_in = self.out + self.dropped + self.quarantined - self.made + self.grouped
+        return self.received - done_in
 
 
-class RunStore:
+@dataclass
+class Artifact:
+    """A file a run produced (a report, a profile): stored once, named, hashed."""
+
+    run_id: str
+    name: str
+    step: str
+    sha256: str
+    size: int
+    media_type: str
+    path: Path
+    created_at: float
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(mask_obj(data), ensure_ascii=False, default=str)
+
+
+class RunStore(ReviewTables):
     """Thread-safe access to one SQLite run store (one connection per thread)."""
 
     def __init__(self, path: Path | str):
@@ -94,11 +123,19 @@ class RunStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._keys: dict[tuple[str, int, str], int] = {}
         db = self._conn()
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + self.REVIEW_SCHEMA)
+        self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
         columns = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
         if "mac" not in columns:  # a store created before decisions were signed
             db.execute("ALTER TABLE approvals ADD COLUMN mac TEXT")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+        if "state" not in columns:
+            db.execute("ALTER TABLE steps ADD COLUMN state TEXT")
 
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -107,6 +144,7 @@ class RunStore:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache: reads of a batch stay in memory
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._conns_lock:
@@ -130,6 +168,30 @@ class RunStore:
                 conn.close()
             self._conns.clear()
         self._local = threading.local()
+
+    def _key(self, kind: str, run: int, name: str) -> int:
+        """A small integer standing for a run id (kind ``run``) or a step id of a run (kind ``step``)."""
+        cached = self._keys.get((kind, run, name))
+        if cached is not None:
+            return cached
+        db = self._conn()
+        row = db.execute("SELECT key FROM keys WHERE kind=? AND run=? AND name=?", (kind, run, name)).fetchone()
+        if row is None:
+            with self.tx() as tx:
+                row = tx.execute("SELECT key FROM keys WHERE kind=? AND run=? AND name=?", (kind, run, name)).fetchone()
+                if row is None:
+                    nxt = tx.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM keys WHERE kind=? AND run=?",
+                                     (kind, run)).fetchone()[0]
+                    tx.execute("INSERT INTO keys VALUES (?,?,?,?)", (kind, run, name, nxt))
+                    row = (nxt,)
+        self._keys[(kind, run, name)] = int(row[0])
+        return int(row[0])
+
+    def rkey(self, run_id: str) -> int:
+        return self._key("run", 0, run_id)
+
+    def skey(self, run_id: str, step_id: str) -> int:
+        return self._key("step", self.rkey(run_id), step_id)
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, run_id: str, name: str, pipeline_path: str, base_dir: str, spec_text: str,
@@ -159,75 +221,196 @@ class RunStore:
             db.execute("UPDATE runs SET status=?, error=?, updated_at=? WHERE run_id=?",
                        (status, mask(error) if error else None, time.time(), run_id))
 
-    # -- records ----------------------------------------------------------------------------
-    def write_records(self, run_id: str, step_id: str,
-                      rows: Iterable[tuple[str, int, str, str | None, Record]]) -> None:
-        """Write ``(record_id, seq, status, reason, data)`` rows for a step in one transaction."""
+    def delete_run(self, run_id: str) -> list[Path]:
+        """Delete everything the store holds for a run; returns the artifact files to remove."""
+        run = self.rkey(run_id)
+        files = [a.path for a in self.artifacts(run_id)]
         with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?)",
-                [(run_id, step_id, rid, seq, status, mask(reason) if reason else None,
-                  json.dumps(mask_obj(data), ensure_ascii=False, default=str))
-                 for rid, seq, status, reason, data in rows],
-            )
+            for table, col, val in (("rows", "run", run), ("items", "run", run), ("steps", "run_id", run_id),
+                                    ("artifacts", "run_id", run_id), ("approvals", "run_id", run_id),
+                                    ("ledger", "run_id", run_id), ("runs", "run_id", run_id)):
+                db.execute(f"DELETE FROM {table} WHERE {col}=?", (val,))
+            db.execute("DELETE FROM keys WHERE kind='step' AND run=?", (run,))
+        # an artifact file is shared by identical content: keep it while another run lists it
+        still = {Path(r[0]) for r in self._conn().execute("SELECT DISTINCT path FROM artifacts")}
+        return [f for f in files if f not in still]
 
-    def done_ids(self, run_id: str, step_id: str) -> set[str]:
-        rows = self._conn().execute("SELECT record_id FROM records WHERE run_id=? AND step_id=?",
-                                    (run_id, step_id))
-        return {r[0] for r in rows}
+    # -- items and rows ---------------------------------------------------------------------
+    def add_items(self, run_id: str, step_id: str, rows: Iterable[tuple[str, int, str, str | None, Record]]) -> None:
+        """Write records a step brings into the run (the source; library records): ``(record_id, seq,
+        status, reason, data)``. Idempotent by seq: re-ingesting after a crash rewrites the same rows."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        origin = 0 if step_id == SOURCE_STEP else step
+        rows = list(rows)
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
+                           [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
+            db.executemany("INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,NULL,NULL)",
+                           [(run, step, seq, status, mask(reason) if reason else None,
+                             _dump({k: v for k, v in data.items() if k != "id"}))
+                            for _rid, seq, status, reason, data in rows])
 
-    def iter_output(self, run_id: str, step_ids: list[str], batch_size: int,
-                    status: str = "out", join: bool = True) -> Iterator[list[tuple[str, int, Record]]]:
-        """Batches of ``(record_id, seq, record)`` in source order; records of several steps are merged
-        by id (fields of later steps in ``step_ids`` win). With ``join`` (fan-in), only records that
-        every step passed on are yielded: a record dropped by one branch does not reach the merge."""
-        db = self._conn()
-        marks = ",".join("?" * len(step_ids))
-        last = -1
-        order = {s: i for i, s in enumerate(step_ids)}
-        while True:
-            seqs = [r[0] for r in db.execute(
-                f"SELECT DISTINCT seq FROM records WHERE run_id=? AND step_id IN ({marks}) AND status=? "
-                "AND seq>? ORDER BY seq LIMIT ?", (run_id, *step_ids, status, last, batch_size))]
-            if not seqs:
-                return
-            rows = db.execute(
-                f"SELECT record_id, seq, step_id, data FROM records WHERE run_id=? AND step_id IN ({marks}) "
-                "AND status=? AND seq BETWEEN ? AND ? ORDER BY seq", (run_id, *step_ids, status, seqs[0], seqs[-1]))
-            merged: dict[str, tuple[int, list[tuple[int, Record]]]] = {}
-            for rid, seq, sid, data in rows:
-                merged.setdefault(rid, (seq, []))[1].append((order[sid], json.loads(data)))
-            batch = []
-            for rid, (seq, parts) in sorted(merged.items(), key=lambda kv: kv[1][0]):
-                if join and len(parts) < len(step_ids):
+    def make_items(self, run_id: str, step_id: str, record_ids: list[str]) -> dict[str, int]:
+        """Seqs for records a step makes (aggregating steps): allocated once, the same on every call."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        with self.tx() as db:
+            nxt = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM items WHERE run=?", (run,)).fetchone()[0]
+            have = dict(db.execute("SELECT record_id, seq FROM items WHERE run=? AND origin=?", (run, step)).fetchall())
+            for rid in record_ids:
+                if rid in have:
                     continue
-                rec: Record = {}
-                for _, part in sorted(parts, key=lambda p: p[0]):
-                    rec.update(part)
-                batch.append((rid, seq, rec))
-            yield batch
-            last = seqs[-1]
+                try:
+                    db.execute("INSERT INTO items VALUES (?,?,?,?)", (run, nxt, rid, step))
+                except sqlite3.IntegrityError:
+                    raise RunError(f"step '{step_id}' made a record with id '{rid}', which another record of "
+                                   "this run already has; make its ids distinct (e.g. prefix them)") from None
+                have[rid] = nxt
+                nxt += 1
+        return {rid: have[rid] for rid in record_ids}
 
-    def count_input(self, run_id: str, step_ids: list[str]) -> int:
-        """How many records a step needing ``step_ids`` receives (the join, see :meth:`iter_output`)."""
-        marks = ",".join("?" * len(step_ids))
-        row = self._conn().execute(
-            f"SELECT COUNT(*) FROM (SELECT record_id FROM records WHERE run_id=? AND step_id IN ({marks}) "
-            "AND status='out' GROUP BY record_id HAVING COUNT(*) = ?)", (run_id, *step_ids, len(step_ids))).fetchone()
-        return int(row[0])
-
-    def quarantined(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT step_id, record_id, reason, data FROM records WHERE run_id=? AND status='quarantined' "
-            "ORDER BY step_id, seq", (run_id,))
-        return [{"step": s, "id": r, "reason": why, "record": json.loads(d)} for s, r, why, d in rows]
+    def seqs_of(self, run_id: str, record_ids: list[str]) -> dict[str, int]:
+        run = self.rkey(run_id)
+        out: dict[str, int] = {}
+        for i in range(0, len(record_ids), 500):
+            chunk = record_ids[i:i + 500]
+            out.update(self._conn().execute(
+                f"SELECT record_id, seq FROM items WHERE run=? AND record_id IN ({','.join('?' * len(chunk))})",
+                (run, *chunk)).fetchall())
+        return out
 
     def rename_record(self, run_id: str, step_id: str, old_id: str, new_id: str) -> None:
-        """Give a written record another id; a row already holding ``new_id`` is replaced (ingest renames
-        a quarantined row when a real record turns out to have its made-up id)."""
+        """Give a record another id (ingest renames a quarantined row whose made-up id a real record
+        turns out to have); an item already holding ``new_id`` gives it up."""
+        run = self.rkey(run_id)
         with self.tx() as db:
-            db.execute("UPDATE OR REPLACE records SET record_id=? WHERE run_id=? AND step_id=? AND record_id=?",
-                       (new_id, run_id, step_id, old_id))
+            db.execute("UPDATE OR REPLACE items SET record_id=? WHERE run=? AND record_id=?", (new_id, run, old_id))
+
+    def write_rows(self, run_id: str, step_id: str, rows: list[Row]) -> None:
+        """Write a step's rows for a batch in one transaction (only the changed fields are stored)."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        with self.tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?)",
+                [(run, step, seq, status, mask(reason) if reason else None, _dump(data) if data else "{}",
+                  json.dumps(list(gone)) if gone else None, link)
+                 for seq, status, reason, data, gone, link in rows])
+
+    def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
+        """Seqs in ``[lo, hi]`` the step already wrote a row for."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        return {r[0] for r in self._conn().execute(
+            "SELECT seq FROM rows WHERE run=? AND step=? AND seq BETWEEN ? AND ?", (run, step, lo, hi))}
+
+    def iter_input(self, run_id: str, lineage: Sequence[str], needs: Sequence[str], batch_size: int,
+                   status: str = "out", join: bool = True, skip_step: str | None = None
+                   ) -> Iterator[list[tuple[str, int, Record]]]:
+        """Batches of ``(record_id, seq, record)`` in seq order: the records every step of ``needs``
+        passed on (with ``join``; else any of them), each merged over its rows along ``lineage``
+        (the source and upstream steps in execution order; later steps' fields win). Records that
+        ``skip_step`` already wrote a row for are left out (a resumed step)."""
+        run = self.rkey(run_id)
+        skip = ""
+        if skip_step is not None:
+            skip = (f" AND seq NOT IN (SELECT seq FROM rows WHERE run={run} "
+                    f"AND step={self.skey(run_id, skip_step)})")
+        need = [self.skey(run_id, s) for s in needs]
+        order = {self.skey(run_id, s): i for i, s in enumerate(lineage)}
+        lin = ",".join(str(k) for k in order)
+        db = self._conn()
+        last = -1
+        while True:
+            if len(need) == 1 or not join:
+                marks = ",".join(str(k) for k in need)
+                seqs = [r[0] for r in db.execute(
+                    f"SELECT DISTINCT seq FROM rows WHERE run=? AND step IN ({marks}) AND status=? AND seq>?{skip} "
+                    "ORDER BY seq LIMIT ?", (run, status, last, batch_size))]
+            else:
+                seqs = self._joined(run, need, status, last, batch_size, skip)
+            if not seqs:
+                return
+            lo, hi = seqs[0], seqs[-1]
+            parts: dict[int, list[tuple[int, str, str | None]]] = {s: [] for s in seqs}
+            for step, seq, st, data, gone in db.execute(
+                    f"SELECT step, seq, status, data, gone FROM rows WHERE run=? AND step IN ({lin}) "
+                    "AND seq BETWEEN ? AND ?", (run, lo, hi)):
+                p = parts.get(seq)
+                if p is not None and (st == "out" or st == status):
+                    p.append((order[step], data, gone))
+            ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
+                                  (run, lo, hi)).fetchall())
+            batch = []
+            for seq in seqs:
+                rec: Record = {}
+                for _, data, gone in sorted(parts[seq], key=_first):
+                    rec.update(json.loads(data))
+                    if gone:
+                        for k in json.loads(gone):
+                            rec.pop(k, None)
+                rid = ids.get(seq, f"#{seq}")
+                rec["id"] = rid
+                batch.append((rid, seq, rec))
+            yield batch
+            last = hi
+
+    def _joined(self, run: int, need: list[int], status: str, last: int, limit: int, skip: str) -> list[int]:
+        db = self._conn()
+        while True:
+            first = [r[0] for r in db.execute(
+                f"SELECT seq FROM rows WHERE run=? AND step=? AND status=? AND seq>?{skip} ORDER BY seq LIMIT ?",
+                (run, need[0], status, last, limit))]
+            if not first:
+                return []
+            keep = set(first)
+            for other in need[1:]:
+                keep &= {r[0] for r in db.execute(
+                    "SELECT seq FROM rows WHERE run=? AND step=? AND status=? AND seq BETWEEN ? AND ?",
+                    (run, other, status, first[0], first[-1]))}
+            if keep:
+                return sorted(keep)
+            last = first[-1]
+
+    def count_input(self, run_id: str, step_ids: Sequence[str]) -> int:
+        """How many records a step needing ``step_ids`` receives (the join, see :meth:`iter_input`)."""
+        run = self.rkey(run_id)
+        keys = [self.skey(run_id, s) for s in step_ids]
+        marks = ",".join(str(k) for k in keys)
+        if len(keys) == 1:
+            sql = "SELECT COUNT(*) FROM rows WHERE run=? AND step=? AND status='out'"
+            return int(self._conn().execute(sql, (run, keys[0])).fetchone()[0])
+        row = self._conn().execute(
+            f"SELECT COUNT(*) FROM (SELECT seq FROM rows WHERE run=? AND step IN ({marks}) AND status='out' "
+            "GROUP BY seq HAVING COUNT(*) = ?)", (run, len(keys))).fetchone()
+        return int(row[0])
+
+    def count_rows(self, run_id: str, step_id: str, *, new: bool = False) -> int:
+        """Rows a step wrote for its input records (``new``: for the records it made)."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        op = "=" if new else "!="
+        return int(self._conn().execute(
+            f"SELECT COUNT(*) FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
+            f"WHERE r.run=? AND r.step=? AND i.origin{op}?", (run, step, step)).fetchone()[0])
+
+    def quarantined(self, run_id: str) -> list[dict[str, Any]]:
+        """Quarantined records with the step and reason (the record's fields as that step had them)."""
+        run = self.rkey(run_id)
+        names = {k: n for n, k in self._conn().execute(
+            "SELECT name, key FROM keys WHERE kind='step' AND run=?", (run,)).fetchall()}
+        rows = self._conn().execute(
+            "SELECT r.step, i.record_id, r.reason, r.data FROM rows r LEFT JOIN items i ON i.run=r.run AND i.seq=r.seq "
+            "WHERE r.run=? AND r.status='quarantined' ORDER BY r.step, r.seq", (run,))
+        return [{"step": _public(names.get(s, "?")), "id": rid, "reason": why, "record": json.loads(d or "{}")}
+                for s, rid, why, d in rows]
+
+    def members(self, run_id: str, step_id: str, record_id: str) -> Iterator[str]:
+        """Ids of the records an aggregating step summarised into ``record_id`` (its lineage)."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        row = self._conn().execute("SELECT seq FROM items WHERE run=? AND record_id=?", (run, record_id)).fetchone()
+        if row is None:
+            return
+        for (rid,) in self._conn().execute(
+                "SELECT i.record_id FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
+                "WHERE r.run=? AND r.step=? AND r.status='grouped' AND r.link=? ORDER BY r.seq", (run, step, row[0])):
+            yield rid
 
     # -- steps ------------------------------------------------------------------------------
     def step_started(self, run_id: str, step_id: str) -> None:
@@ -246,127 +429,76 @@ class RunStore:
             started = row[0] if row and row[0] else now
             merged = {**json.loads(row[1] or "{}"), **(extra or {})} if row else dict(extra or {})
             db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO steps (run_id, step_id, status, started_at, finished_at, seconds, extra) "
+                "VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, step_id) DO UPDATE SET status=excluded.status, "
+                "finished_at=excluded.finished_at, seconds=excluded.seconds, extra=excluded.extra",
                 (run_id, step_id, status, started, now, now - started, json.dumps(merged)))
 
     def set_step_status(self, run_id: str, step_id: str, status: str) -> None:
         with self.tx() as db:
             db.execute("UPDATE steps SET status=? WHERE run_id=? AND step_id=?", (status, run_id, step_id))
 
-    def add_step_extra(self, run_id: str, step_id: str, counters: dict[str, int]) -> None:
-        """Add to numeric counters (e.g. cache hits) of a step."""
+    def add_step_extra(self, run_id: str, step_id: str, counters: dict[str, Any], *, replace: bool = False) -> None:
+        """Add to numeric counters (e.g. cache hits) of a step; with ``replace``, set values instead."""
         with self.tx() as db:
             row = db.execute("SELECT extra FROM steps WHERE run_id=? AND step_id=?", (run_id, step_id)).fetchone()
             extra = json.loads(row[0] or "{}") if row else {}
             for k, v in counters.items():
-                extra[k] = int(extra.get(k, 0)) + v
+                extra[k] = v if replace else int(extra.get(k, 0)) + v
             db.execute("UPDATE steps SET extra=? WHERE run_id=? AND step_id=?",
                        (json.dumps(extra), run_id, step_id))
 
-    def step_counts(self, run_id: str, step_id: str, needs: list[str]) -> StepCounts:
+    def step_state(self, run_id: str, step_id: str) -> dict[str, Any] | None:
+        """What a dataset-scoped step learned from its whole input (saved once, read on resume)."""
+        row = self._conn().execute("SELECT state FROM steps WHERE run_id=? AND step_id=?",
+                                   (run_id, step_id)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def set_step_state(self, run_id: str, step_id: str, state: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE steps SET state=? WHERE run_id=? AND step_id=?", (json.dumps(state), run_id, step_id))
+
+    def step_counts(self, run_id: str, step_id: str, needs: Sequence[str]) -> StepCounts:
         db = self._conn()
-        counts = dict(db.execute(
-            "SELECT status, COUNT(*) FROM records WHERE run_id=? AND step_id=? GROUP BY status",
-            (run_id, step_id)).fetchall())
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        made = db.execute("SELECT 1 FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
+                          "WHERE r.run=? AND r.step=? AND i.origin=? LIMIT 1", (run, step, step)).fetchone()
+        counts = dict(db.execute("SELECT status, COUNT(*) FROM rows WHERE run=? AND step=? GROUP BY status",
+                                 (run, step)).fetchall())
+        n_made = 0
+        if made and step_id != SOURCE_STEP:
+            n_made = int(db.execute("SELECT COUNT(*) FROM items WHERE run=? AND origin=?", (run, step)).fetchone()[0])
         received = self.count_input(run_id, needs) if needs else sum(counts.values())
         row = db.execute("SELECT status, seconds, extra FROM steps WHERE run_id=? AND step_id=?",
                          (run_id, step_id)).fetchone()
         return StepCounts(
-            step_id=step_id,
-            status=row[0] if row else "pending",
-            received=received,
-            out=counts.get("out", 0),
-            dropped=counts.get("dropped", 0),
-            quarantined=counts.get("quarantined", 0),
-            seconds=row[1] if row else None,
-            extra=json.loads(row[2] or "{}") if row else {},
+            step_id=step_id, status=row[0] if row else "pending", received=received,
+            out=counts.get("out", 0), dropped=counts.get("dropped", 0), quarantined=counts.get("quarantined", 0),
+            seconds=row[1] if row else None, extra=json.loads(row[2] or "{}") if row else {},
+            grouped=counts.get("grouped", 0), made=n_made,
         )
 
-    # -- approvals --------------------------------------------------------------------------
-    def add_pending(self, run_id: str, step_id: str, items: list[tuple[str, int, str, str, Record]]) -> None:
-        """Add ``(record_id, seq, field, ai_text, context)`` as pending; existing items are kept."""
-        with self.tx() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO approvals (run_id, step_id, record_id, seq, field, status, ai_text, context)"
-                " VALUES (?,?,?,?,?,'pending',?,?)",
-                [(run_id, step_id, rid, seq, field, mask(text),
-                  json.dumps(mask_obj(ctx), ensure_ascii=False, default=str))
-                 for rid, seq, field, text, ctx in items])
-
-    def approvals(self, run_id: str, step_id: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM approvals WHERE run_id=?"
-        args: list[Any] = [run_id]
-        if step_id:
-            sql += " AND step_id=?"
-            args.append(step_id)
-        if status:
-            sql += " AND status=?"
-            args.append(status)
-        rows = self._conn().execute(sql + " ORDER BY step_id, seq", args).fetchall()
-        return [{**dict(r), "context": json.loads(r["context"] or "{}")} for r in rows]
-
-    def count_approvals(self, run_id: str, step_id: str | None = None, status: str | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM approvals WHERE run_id=?", [run_id]
-        if step_id:
-            sql, args = sql + " AND step_id=?", [*args, step_id]
-        if status:
-            sql, args = sql + " AND status=?", [*args, status]
-        return int(self._conn().execute(sql, args).fetchone()[0])
-
-    def decisions_for(self, run_id: str, step_ids: list[str], record_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Approval rows of ``record_ids`` in ``step_ids``, by record: one query per chunk of a batch,
-        so publishing a batch costs the same whatever the size of the run."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        if not step_ids:
-            return out
-        steps = ",".join("?" * len(step_ids))
-        for i in range(0, len(record_ids), 500):
-            chunk = record_ids[i:i + 500]
-            rows = self._conn().execute(
-                f"SELECT * FROM approvals WHERE run_id=? AND step_id IN ({steps}) "
-                f"AND record_id IN ({','.join('?' * len(chunk))}) ORDER BY step_id", (run_id, *step_ids, *chunk))
-            for r in rows:
-                out.setdefault(r["record_id"], []).append({**dict(r), "context": json.loads(r["context"] or "{}")})
-        return out
-
-    def decide(self, run_id: str, step_id: str, record_id: str, *, status: str, final_text: str | None,
-               sha256: str | None, reviewer: str, reason: str | None) -> bool:
-        """Record a signed decision on a pending item; False when it is not pending."""
-        key = integrity.installation_key()
-        with self.tx() as db:
-            row = db.execute("SELECT * FROM approvals WHERE run_id=? AND step_id=? AND record_id=? "
-                             "AND status='pending'", (run_id, step_id, record_id)).fetchone()
-            if row is None:
-                return False
-            decision = {**dict(row), "status": status, "final_text": final_text, "sha256": sha256,
-                        "reviewer": reviewer, "decided_at": time.time(), "reason": reason}
-            decision["mac"] = integrity.sign(decision, key)
-            db.execute(
-                "UPDATE approvals SET status=?, final_text=?, sha256=?, reviewer=?, decided_at=?, reason=?, mac=? "
-                "WHERE run_id=? AND step_id=? AND record_id=? AND status='pending'",
-                (status, final_text, sha256, reviewer, decision["decided_at"], reason, decision["mac"],
-                 run_id, step_id, record_id))
-            return True
-
-    # -- publish ledger ---------------------------------------------------------------------
-    def ledger_status(self, run_id: str, step_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        wanted = set(keys)
-        out: dict[tuple[str, str], str] = {}
-        ids = sorted({rid for rid, _ in keys})
-        for i in range(0, len(ids), 500):  # one query per chunk, not one per item
-            chunk = ids[i:i + 500]
-            rows = self._conn().execute(
-                f"SELECT record_id, sha256, status FROM ledger WHERE run_id=? AND step_id=? "
-                f"AND record_id IN ({','.join('?' * len(chunk))})", (run_id, step_id, *chunk))
-            out.update({(rid, sha): st for rid, sha, st in rows if (rid, sha) in wanted})
-        return out
-
-    def ledger_mark(self, run_id: str, step_id: str, keys: list[tuple[str, str]], status: str) -> None:
+    # -- artifacts --------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, step_id: str, name: str, content: bytes, media_type: str,
+                     folder: Path) -> Artifact:
+        """Store ``content`` once (``folder/<sha256>``) and list it with the run under ``name``."""
+        sha = hashlib.sha256(content).hexdigest()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / sha
+        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(content)
+            tmp.replace(path)
         now = time.time()
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO ledger VALUES (?,?,?,?,?,?)",
-                           [(run_id, step_id, rid, sha, status, now) for rid, sha in keys])
+            db.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, name, step_id, sha, len(content), media_type, str(path), now))
+        return Artifact(run_id, name, step_id, sha, len(content), media_type, path, now)
+
+    def artifacts(self, run_id: str) -> list[Artifact]:
+        rows = self._conn().execute("SELECT * FROM artifacts WHERE run_id=? ORDER BY created_at, name", (run_id,))
+        return [Artifact(r["run_id"], r["name"], r["step_id"], r["sha256"], r["size"], r["media_type"],
+                         Path(r["path"]), r["created_at"]) for r in rows]
 
     # -- model cache ------------------------------------------------------------------------
     def cache_get_many(self, keys: list[str]) -> dict[str, bytes]:
@@ -388,6 +520,18 @@ class RunStore:
 def sha256_text(text: str) -> str:
     """The content hash bound to an approval decision and checked again before publishing."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _first(part: tuple[int, str, str | None]) -> int:
+    return part[0]
+
+
+def _public(step_id: str) -> str:
+    return "source" if step_id == SOURCE_STEP else step_id
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:

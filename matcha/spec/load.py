@@ -68,6 +68,25 @@ class Plan:
     def upstream(self, step_id: str) -> set[str]:
         return graph.upstream(self.needs_map(), step_id)
 
+    def order(self) -> list[str]:
+        """Step ids in an execution order (every step after the steps it needs; file order otherwise)."""
+        needs = self.needs_map()
+        done: list[str] = []
+        placed: set[str] = {graph.SOURCE}
+        while len(done) < len(needs):
+            for sid, deps in needs.items():
+                if sid not in placed and all(d in placed for d in deps):
+                    done.append(sid)
+                    placed.add(sid)
+                    break
+        return done
+
+    def lineage(self, step_id: str) -> list[str]:
+        """The source and every step upstream of ``step_id``, in execution order: a record as it
+        reaches the step is the merge of what each of them wrote."""
+        up = self.upstream(step_id)
+        return [graph.SOURCE, *(s for s in self.order() if s in up)]
+
     def build_model(self, name: str) -> Provider:
         cfg = self.models[name]
         cls = PROVIDERS.get(cfg.provider)

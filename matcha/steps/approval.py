@@ -4,8 +4,8 @@ The step records every input record as a pending item, then pauses the run with 
 ``interrupt()``. Decisions are made from any later process (``matcha approve`` / ``reject`` or the
 library) and stored with reviewer, time, AI text, final text and its sha256. When no item is
 pending any more the run resumes and this node runs again from its start: recording pending items
-is idempotent (existing items are kept), so re-running it is safe, and nothing else with side
-effects happens before ``interrupt()``.
+is idempotent (existing items are kept, records already written are skipped), so re-running it is
+safe, and nothing else with side effects happens before ``interrupt()``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from matcha.runtime.batches import write_outcome
+from matcha.runtime.batches import drive
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
 
 
@@ -35,46 +35,43 @@ class ApprovalStep(Step):
     def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
         from langgraph.types import interrupt
 
-        self._record_pending(ctx, when)
+        # pass 1: every record becomes a pending item (no row yet) or is set aside (a row now)
+        drive(self, ctx, lambda batch: self._record_pending(batch, ctx), when)
         store = ctx.store
-        while pending := store.count_approvals(ctx.run_id, ctx.step_id, status="pending"):
+        while store.has_pending(ctx.run_id, ctx.step_id):
+            pending = store.count_approvals(ctx.run_id, ctx.step_id, status="pending")
             store.set_step_status(ctx.run_id, ctx.step_id, "waiting")
             interrupt({"run_id": ctx.run_id, "step": ctx.step_id, "pending": pending})
-        for rows in store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
-            outcome = BatchOutcome()
-            seqs = {}
-            decisions = {rid: ds[0] for rid, ds in
-                         store.decisions_for(ctx.run_id, [ctx.step_id], [rid for rid, _, _ in rows]).items()}
-            for rid, seq, rec in rows:
-                d = decisions.get(rid)
-                if d is None:  # dropped by `when` or quarantined while recording
-                    continue
-                rec["id"] = rid
-                seqs[rid] = seq
-                if d["status"] == "approved":
-                    rec[d["field"]] = d["final_text"]
-                    rec["approval"] = {k: d[k] for k in ("reviewer", "decided_at", "sha256")}
-                    rec["approval"]["edited"] = d["final_text"] != d["ai_text"]
-                    outcome.out.append(rec)
-                else:
-                    outcome.dropped.append((rec, f"rejected by {d['reviewer']}: {d['reason'] or 'no reason given'}"))
-            write_outcome(ctx, outcome, seqs)
+        # pass 2: the decided items (the only records without a row) leave approved or rejected
+        drive(self, ctx, lambda batch: self._decided(batch, ctx), None)
 
-    def _record_pending(self, ctx: StepContext, when: Callable[[Record], bool] | None) -> None:
+    def _record_pending(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         field = self.config.field
-        for rows in ctx.store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
-            items = []
-            skipped = BatchOutcome()
-            seqs = {}
-            for rid, seq, rec in rows:
-                rec["id"] = rid
-                seqs[rid] = seq
-                if when is not None and not when(rec):
-                    skipped.dropped.append((rec, "condition `when` not met"))
-                elif not isinstance(rec.get(field), str):
-                    skipped.quarantined.append((rec, f"no text to review in field '{field}'"))
-                else:
-                    context = {k: rec.get(k) for k in self.config.context}
-                    items.append((rid, seq, field, rec[field], context))
-            ctx.store.add_pending(ctx.run_id, ctx.step_id, items)
-            write_outcome(ctx, skipped, seqs)
+        items = []
+        skipped = BatchOutcome()
+        for rec in batch:
+            if not isinstance(rec.get(field), str):
+                skipped.quarantined.append((rec, f"no text to review in field '{field}'"))
+            else:
+                context = {k: rec.get(k) for k in self.config.context}
+                items.append((rec["id"], 0, field, rec[field], context))
+        seqs = ctx.store.seqs_of(ctx.run_id, [i[0] for i in items])
+        ctx.store.add_pending(ctx.run_id, ctx.step_id, [(rid, seqs[rid], *rest) for rid, _, *rest in items])
+        return skipped
+
+    def _decided(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        outcome = BatchOutcome()
+        decisions = {rid: ds[0] for rid, ds in
+                     ctx.store.decisions_for(ctx.run_id, [ctx.step_id], [r["id"] for r in batch]).items()}
+        for rec in batch:
+            d = decisions.get(rec["id"])
+            if d is None:  # cannot happen: every record without a row was recorded as pending
+                outcome.quarantined.append((rec, "no review item was recorded for this record"))
+            elif d["status"] == "approved":
+                rec[d["field"]] = d["final_text"]
+                rec["approval"] = {k: d[k] for k in ("reviewer", "decided_at", "sha256")}
+                rec["approval"]["edited"] = d["final_text"] != d["ai_text"]
+                outcome.out.append(rec)
+            else:
+                outcome.dropped.append((rec, f"rejected by {d['reviewer']}: {d['reason'] or 'no reason given'}"))
+        return outcome

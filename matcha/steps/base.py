@@ -2,13 +2,25 @@
 
 A step type is a small class with a pydantic ``Config`` (validated from the step's ``with:``), a
 cheap constructor, heavy work deferred to ``warm_up()``, and ``process(batch) -> BatchOutcome``.
-The executor streams batches from the run store through ``process`` and writes the outcome back;
-steps that need more control (approval, publish) override ``execute``.
+One driver (:mod:`matcha.runtime.batches`) streams batches from the run store through ``process`` and
+writes what changed. The kernel decides how a step runs from its class capabilities, never its type:
+
+- ``scope = "dataset"``: ``fit(data, ctx)`` first sees the step's whole input (streamed, as many passes
+  as it needs) and returns a JSON-able state, saved once (a resume reads it back instead of fitting
+  again); ``process`` then sees batches with ``ctx.state`` set; ``summarize`` may report figures
+  over the step's output.
+- ``aggregates = True`` (dataset scope): ``make_records(ctx)`` makes new records (new ids) from the
+  state and ``group_of(batch, ctx)`` says which of them each input record went into, so lineage stays
+  queryable and every input is accounted for; the new records then flow through ``process``.
+- Side inputs: ``ctx.view(step_id)`` streams another upstream step's output, ``ctx.state_of(step_id)``
+  reads what a dataset step learned; ``ctx.save_artifact`` stores a file the run produced.
+
+Steps that need more control (approval, publish) override ``execute`` and still use the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,7 +32,7 @@ from matcha.registry import Registry
 if TYPE_CHECKING:
     from matcha.connectors.base import Connector
     from matcha.models.base import Provider
-    from matcha.runtime.store import RunStore
+    from matcha.runtime.store import Artifact, RunStore
     from matcha.spec.models import StepSpec
 
 Record = dict[str, Any]
@@ -56,6 +68,46 @@ class StepContext:
     upstream: set[str]  # ids of every step upstream of this one
     approvals: set[str]  # ids of the upstream steps whose class ``approves`` (plugins included)
     progress: Callable[[str, int, int], None] = lambda step, done, total: None
+    #: the source and every upstream step, in execution order: a record is merged over their rows
+    lineage: list[str] = field(default_factory=list)
+    #: what a dataset-scoped step learned in ``fit`` (``None`` for batch steps)
+    state: dict[str, Any] | None = None
+    #: opens the output of an upstream step as a dataset (side input)
+    open_view: Callable[[str], DatasetView] | None = None
+    #: stores a file the run produced: (name, content, media type) -> Artifact
+    artifact_sink: Callable[[str, bytes, str], Artifact] | None = None
+
+    def view(self, step_id: str) -> DatasetView:
+        """The output of an upstream step, streamed from the store (a side input)."""
+        if self.open_view is None or (step_id not in self.upstream and step_id != "source"):
+            raise ValueError(f"step '{self.step_id}' can only read the output of a step upstream of it, "
+                             f"not '{step_id}'")
+        return self.open_view(step_id)
+
+    def state_of(self, step_id: str) -> dict[str, Any] | None:
+        """What an upstream dataset-scoped step learned (its saved state)."""
+        return self.store.step_state(self.run_id, step_id)
+
+    def save_artifact(self, name: str, content: bytes, media_type: str) -> Artifact:
+        if self.artifact_sink is None:
+            raise RuntimeError("artifacts are not available here")
+        return self.artifact_sink(name, content, media_type)
+
+
+class DatasetView:
+    """A step's whole input (or an upstream step's output), streamed from the store in batches.
+
+    Each call to :meth:`batches` is a fresh pass; memory is bounded by the batch size."""
+
+    def __init__(self, count: int, batches: Callable[[int | None], Iterator[list[Record]]]):
+        self.count = count
+        self._batches = batches
+
+    def batches(self, batch_size: int | None = None) -> Iterator[list[Record]]:
+        return self._batches(batch_size)
+
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass
@@ -94,6 +146,15 @@ class Step:
     #: config fields holding templates: their output is stored and published, so a secret that a
     #: template transforms (``|upper``, a slice) could not be masked; ``${env:}`` is refused there
     templated: ClassVar[tuple[str, ...]] = ()
+    #: ``"batch"`` or ``"dataset"`` (``fit`` sees the whole input first; see the module docstring)
+    scope: ClassVar[str] = "batch"
+    #: makes new records from many (``make_records`` / ``group_of``); requires dataset scope
+    aggregates: ClassVar[bool] = False
+    #: ``process`` may change nested values of a record in place (user scripts): the driver copies
+    #: records deeply first, so what changed can still be told from what came in
+    mutates_nested: ClassVar[bool] = False
+    #: what the step's output records are, for the library (``"segments"``: ``Run.segments()``)
+    produces: ClassVar[str | None] = None
 
     def __init__(self, spec: StepSpec, config: Any):
         self.spec = spec
@@ -123,11 +184,28 @@ class Step:
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         raise NotImplementedError
 
-    def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
-        """Run the step over its whole input. The default streams batches through ``process``."""
-        from matcha.runtime.batches import run_batches
+    def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        """Dataset scope: learn from the whole input; the JSON-able result becomes ``ctx.state``."""
+        raise NotImplementedError
 
-        run_batches(self, ctx, when, on_error)
+    def make_records(self, ctx: StepContext) -> list[Record]:
+        """Aggregating steps: the new records (each with a new ``id``), from ``ctx.state``."""
+        raise NotImplementedError
+
+    def group_of(self, batch: list[Record], ctx: StepContext) -> list[str | None]:
+        """Aggregating steps: for each input record, the id of the new record it went into (or None:
+        the record is dropped, with the reason that it belongs to no group)."""
+        raise NotImplementedError
+
+    def summarize(self, output: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        """Dataset scope: figures about the step's whole output, shown with its counts."""
+        return {}
+
+    def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
+        """Run the step over its whole input (see :func:`matcha.runtime.batches.run_step`)."""
+        from matcha.runtime.batches import run_step
+
+        run_step(self, ctx, when, on_error)
 
 
 STEPS: Registry[type[Step]] = Registry(

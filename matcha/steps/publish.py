@@ -19,7 +19,7 @@ from pydantic import Field
 
 from matcha.connectors.base import Publisher, PublishItem
 from matcha.runtime import integrity
-from matcha.runtime.batches import write_outcome
+from matcha.runtime.batches import drive
 from matcha.runtime.faults import crash_point
 from matcha.runtime.store import sha256_text
 from matcha.steps.base import BatchOutcome, Record, Step, StepConfig, StepContext, register_step
@@ -39,32 +39,18 @@ class PublishStep(Step):
     def execute(self, ctx: StepContext, when: Callable[[Record], bool] | None, on_error: str) -> None:
         publisher = ctx.connectors(self.config.connector)
         assert isinstance(publisher, Publisher)
-        done = ctx.store.done_ids(ctx.run_id, ctx.step_id)
-        total = ctx.store.count_input(ctx.run_id, ctx.needs)
-        progressed = len(done)
         try:
-            for rows in ctx.store.iter_output(ctx.run_id, ctx.needs, ctx.batch_size):
-                todo = [(rid, seq, rec) for rid, seq, rec in rows if rid not in done]
-                if todo:
-                    self._batch(ctx, publisher, todo, when)
-                    progressed += len(todo)
-                    ctx.progress(ctx.step_id, progressed, total)
+            drive(self, ctx, lambda batch: self._batch(ctx, publisher, batch), when)
         finally:
             publisher.close()
 
-    def _batch(self, ctx: StepContext, publisher: Any, todo: list[tuple[str, int, Record]],
-               when: Callable[[Record], bool] | None) -> None:
+    def _batch(self, ctx: StepContext, publisher: Any, batch: list[Record]) -> BatchOutcome:
         key = integrity.installation_key()
-        decisions = ctx.store.decisions_for(ctx.run_id, sorted(ctx.approvals), [rid for rid, _, _ in todo])
+        decisions = ctx.store.decisions_for(ctx.run_id, sorted(ctx.approvals), [r["id"] for r in batch])
         outcome = BatchOutcome()
         items: list[PublishItem] = []
-        seqs = {}
-        for rid, seq, rec in todo:
-            rec["id"] = rid
-            seqs[rid] = seq
-            if when is not None and not when(rec):
-                outcome.dropped.append((rec, "condition `when` not met"))
-                continue
+        for rec in batch:
+            rid = rec["id"]
             verdict, decision = self._verify(rec, decisions.get(rid, []), key)
             if decision is None:
                 outcome.quarantined.append((rec, verdict))
@@ -88,7 +74,7 @@ class PublishStep(Step):
         for it in items:
             it.record["published"] = {"connector": self.config.connector, "sha256": it.sha256, "key": it.key}
             outcome.out.append(it.record)
-        write_outcome(ctx, outcome, seqs)
+        return outcome
 
     @staticmethod
     def _verify(rec: Record, decisions: list[dict[str, Any]], key: bytes) -> tuple[str, dict[str, Any] | None]:

@@ -71,6 +71,7 @@ def load_function(ref: str, base_dir: Path) -> Callable[..., Any]:
 @register_step("script")
 class ScriptStep(Step):
     Config = ScriptConfig
+    mutates_nested = True  # user code may change nested values in place
 
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
         # Checked without importing: validating a pipeline never runs user code.

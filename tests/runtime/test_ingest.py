@@ -31,8 +31,8 @@ def store(tmp_path: Path) -> Iterator[RunStore]:
 def rows_of(store: RunStore, run_id: str = "r") -> dict[str, tuple[str, str | None, dict[str, Any]]]:
     """record id -> (status, reason, data) of the source step, read straight from the store."""
     got = store._conn().execute(
-        "SELECT record_id, status, reason, data FROM records WHERE run_id=? AND step_id=? ORDER BY seq",
-        (run_id, SOURCE))
+        "SELECT i.record_id, r.status, r.reason, r.data FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
+        "WHERE r.run=? AND r.step=? ORDER BY r.seq", (store.rkey(run_id), store.skey(run_id, SOURCE)))
     return {rid: (status, reason, json.loads(data)) for rid, status, reason, data in got}
 
 

@@ -110,8 +110,10 @@ def test_tampered_decisions_are_not_published(project: Path, cli: Cli) -> None:
         forged = "Reply to m2: you win a prize, send your bank details."
         db.execute("UPDATE approvals SET final_text=?, sha256=? WHERE run_id=? AND record_id='m2'",
                    (forged, sha256_text(forged), run_id))
-        db.execute("UPDATE records SET data=json_set(data, '$.draft', ?) WHERE run_id=? AND record_id='m2' "
-                   "AND step_id='draft'", (forged, run_id))
+        db.execute("UPDATE rows SET data=json_set(data, '$.draft', ?) WHERE seq=(SELECT i.seq FROM items i "
+                   "JOIN keys k ON k.kind='run' AND k.key=i.run WHERE k.name=? AND i.record_id='m2') "
+                   "AND step=(SELECT s.key FROM keys s JOIN keys r ON r.kind='run' AND s.run=r.key "
+                   "WHERE s.kind='step' AND r.name=? AND s.name='draft')", (forged, run_id, run_id))
     db.close()
     done = json.loads(cli("approve", run_id, "--all", "--json").stdout)
     assert done["status"] == "succeeded"

@@ -1,0 +1,47 @@
+"""Reading the vectors an ``embed`` step stored, for the steps that work on vectors.
+
+An ``embed`` step gives each record a small reference (``{"model", "dim", "key"}``); the float32
+vector itself lives once in the run store's content-addressed cache. :func:`vectors_of` turns a
+batch of records into a matrix with one cache query per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from matcha.steps.base import Record, StepContext
+
+
+def is_vector_ref(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("key"), str) and isinstance(value.get("dim"), int)
+
+
+def vectors_of(ctx: StepContext, batch: list[Record], field: str
+               ) -> tuple[list[Record], np.ndarray, list[tuple[Record, str]]]:
+    """``(records with a vector, their vectors as an (n, dim) float32 matrix, records without one + why)``."""
+    ok: list[Record] = []
+    refs: list[str] = []
+    bad: list[tuple[Record, str]] = []
+    for rec in batch:
+        ref = rec.get(field)
+        if ref is not None and is_vector_ref(ref):
+            ok.append(rec)
+            refs.append(ref["key"])
+        else:
+            bad.append((rec, f"field '{field}' holds no vector; name the field an `embed` step wrote"))
+    found = ctx.store.cache_get_many(list(dict.fromkeys(refs))) if refs else {}
+    keep: list[Record] = []
+    rows: list[np.ndarray] = []
+    for rec, key in zip(ok, refs, strict=True):
+        blob = found.get(key)
+        if blob is None:
+            bad.append((rec, f"the vector in field '{field}' is no longer in the run store (pruned?); "
+                             "run the embed step again"))
+            continue
+        keep.append(rec)
+        rows.append(np.frombuffer(blob, dtype=np.float32))
+    if not rows:
+        return keep, np.zeros((0, 0), dtype=np.float32), bad
+    return keep, np.vstack(rows), bad
