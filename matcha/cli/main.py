@@ -195,15 +195,70 @@ def runs_export(
         render.err.print(f"wrote {n} records to {output}")
 
 
+@runs_app.command("prune")
+@handled
+def runs_prune(
+    older_than: int | None = typer.Option(None, "--older-than", help="Delete runs older than this many days."),
+    keep: int | None = typer.Option(None, "--keep", help="Keep only the most recent N runs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; delete nothing."),
+    as_json: bool = JSON,
+) -> None:
+    """Delete old runs (never one waiting for approval or being executed), their checkpoints, artifacts
+    and the cached vectors and generations no remaining run uses."""
+    from matcha.errors import RunError
+    from matcha.runtime.prune import prune
+    from matcha.runtime.run import Workspace
+
+    if older_than is None and keep is None:
+        raise RunError("say which runs to delete: --older-than DAYS and/or --keep N")
+    report = prune(Workspace(_state["home"]), older_than_days=older_than, keep=keep, dry_run=dry_run)
+    if as_json:
+        render.emit_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    render.out.print(f"{verb} {len(report['runs'])} run(s): {', '.join(report['runs']) or 'none'}; "
+                     f"{report['cache_entries']} cache entries; kept {report['kept']} run(s)"
+                     + (f" ({report['waiting']} waiting for approval)" if report["waiting"] else ""))
+
+
+@app.command()
+@handled
+def artifacts(
+    run_id: str = typer.Argument(..., help="Run id."),
+    name: str | None = typer.Argument(None, help="Artifact name (omit to list them)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the artifact here."),
+    as_json: bool = JSON,
+) -> None:
+    """List the files a run produced (reports, profiles), or fetch one (checked against its sha256)."""
+    import shutil
+
+    r = _open_run(run_id)
+    if name is None:
+        rows = r.summary()["artifacts"]
+        if as_json:
+            render.emit_json(rows)
+        else:
+            render.table(f"artifacts of {r.id}", ["name", "step", "size", "sha256", "file"],
+                         [[a["name"], a["step"], a["size"], a["sha256"], a["path"]] for a in rows])
+        return
+    path = r.artifact(name)
+    if output is None:
+        render.out.print(str(path))
+        return
+    shutil.copyfile(path, output)
+    render.err.print(f"wrote {name} to {output}")
+
+
 @app.command()
 @handled
 def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JSON,
-           all_items: bool = typer.Option(False, "--all", help="Show decided items too.")) -> None:
-    """List the items waiting for a decision."""
+           all_items: bool = typer.Option(False, "--all", help="Show decided items too."),
+           limit: int = typer.Option(50, "--limit", help="Show at most this many items.")) -> None:
+    """List the items waiting for a decision (the first --limit of them)."""
     from matcha.runtime.run import as_dicts
 
     r = _open_run(run_id)
-    items = r.items() if all_items else r.pending()
+    items = r.items(limit=limit) if all_items else r.pending(limit=limit)
     if as_json:
         render.emit_json(as_dicts(items))
         return
@@ -216,7 +271,9 @@ def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JS
         for k, v in it.context.items():
             render.out.print(lit(f"{k}: {v}"), style="dim")
         render.out.print(lit(it.final_text or it.ai_text), highlight=False)
-    render.out.print(f"\n{len(items)} item(s). approve: matcha approve {r.id} --item ID [--edit FILE] | --all; "
+    total = r.pending_count() if not all_items else len(items)
+    more = f" (showing {len(items)} of {total}: --limit N)" if total > len(items) else ""
+    render.out.print(f"\n{len(items)} item(s){more}. approve: matcha approve {r.id} --item ID [--edit FILE] | --all; "
                      f"reject: matcha reject {r.id} --item ID --reason TEXT")
 
 

@@ -78,17 +78,36 @@ def progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def run_summary(summary: dict[str, Any]) -> None:
     rows = []
     for s in summary["steps"]:
         secs = s.get("seconds")
-        extra = ", ".join(f"{k} {v}" for k, v in s.items()
+        extra = ", ".join(f"{k} {_short(v)}" for k, v in s.items()
                           if k not in {"id", "status", "received", "out", "dropped", "quarantined", "seconds"})
         rows.append([s["id"], s["status"], s["received"], s["out"], s["dropped"], s["quarantined"],
                      f"{secs:.2f}" if secs is not None else "", extra])
     table(f"run {summary['run_id']} ({summary['pipeline']}): {summary['status']}",
           ["step", "status", "in", "out", "dropped", "quarantined", "seconds", "notes"], rows)
-    out.print("counts: in = out + dropped + quarantined for every finished step", style="dim")
+    out.print("counts: in = out + dropped + quarantined for every finished step "
+              "(a step that makes records: in = grouped + dropped + quarantined; out counts what it made)",
+              style="dim")
+    if summary.get("segments"):
+        table("segments", ["segment", "name", "size", "share", "keywords"],
+              [[s.get("segment", s["id"]), s.get("name") or "", s.get("size"),
+                f"{s['share']:.1%}" if isinstance(s.get("share"), float) else "",
+                ", ".join(k[0] if isinstance(k, list) else str(k) for k in (s.get("keywords") or [])[:6])]
+               for s in summary["segments"]])
+    if summary.get("artifacts"):
+        table("artifacts", ["name", "step", "size", "sha256", "file"],
+              [[a["name"], a["step"], a["size"], a["sha256"][:12], a["path"]] for a in summary["artifacts"]])
+        out.print(f"fetch one: matcha artifacts {summary['run_id']} NAME -o FILE", style="dim")
     if summary.get("error"):
         error(summary["error"])
     if summary.get("quarantine_file"):

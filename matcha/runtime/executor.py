@@ -137,7 +137,7 @@ class Runner:
             batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
             connectors=self.connector, upstream=upstream,
             approvals={s for s in upstream if self.plan.steps[s].step.approves}, progress=self.progress,
-            lineage=self.plan.lineage(sid),
+            lineage=self.plan.lineage(sid), pipeline=self.plan.spec.name,
         )
         ctx.open_view = lambda step_id: self.view(ctx, step_id)
         ctx.artifact_sink = lambda name, content, media: self.store.add_artifact(

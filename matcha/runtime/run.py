@@ -167,7 +167,7 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: what ``--json`` prints."""
-        quarantined = self._ws.store.quarantined(self.id)
+        quarantined = sum(c.quarantined for c in self.steps())
         return {
             "run_id": self.id,
             "pipeline": self.pipeline,
@@ -175,11 +175,16 @@ class Run:
             "active": self.status == "running" and self.active,
             "error": self.error,
             "steps": [{"id": c.step_id, "status": c.status, "received": c.received, "out": c.out,
-                       "dropped": c.dropped, "quarantined": c.quarantined, "seconds": c.seconds, **c.extra}
+                       "dropped": c.dropped, "quarantined": c.quarantined, "seconds": c.seconds,
+                       **({"grouped": c.grouped, "made": c.made} if c.made or c.grouped else {}), **c.extra}
                       for c in self.steps()],
             "pending_review": self._ws.store.count_approvals(self.id, status="pending"),
-            "quarantined": len(quarantined),
+            "quarantined": quarantined,
             "quarantine_file": str(self.quarantine_path) if quarantined else None,
+            "artifacts": [{"name": a.name, "step": a.step, "sha256": a.sha256, "size": a.size,
+                           "media_type": a.media_type, "path": str(a.path)} for a in self.artifacts()],
+            "segments": [{k: seg.get(k) for k in ("id", "segment", "name", "size", "share", "keywords")}
+                         for seg in self.segments()],
         }
 
     def raise_for_status(self) -> Run:
@@ -218,6 +223,10 @@ class Run:
 
     def _pending_count(self) -> int:
         return self._ws.store.count_approvals(self.id, status="pending")
+
+    def pending_count(self) -> int:
+        """How many items wait for a decision."""
+        return self._pending_count()
 
     def _target(self, item: str, step: str | None) -> ReviewItem:
         # one record's rows, not the whole queue: deciding one of a million items stays cheap

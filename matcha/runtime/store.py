@@ -311,8 +311,8 @@ class RunStore(ReviewTables):
         run = self.rkey(run_id)
         skip = ""
         if skip_step is not None:
-            skip = (f" AND seq NOT IN (SELECT seq FROM rows WHERE run={run} "
-                    f"AND step={self.skey(run_id, skip_step)})")
+            skip = (f" AND NOT EXISTS (SELECT 1 FROM rows d WHERE d.run={run} "
+                    f"AND d.step={self.skey(run_id, skip_step)} AND d.seq=rows.seq)")
         need = [self.skey(run_id, s) for s in needs]
         order = {self.skey(run_id, s): i for i, s in enumerate(lineage)}
         lin = ",".join(str(k) for k in order)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 SOURCE = "__source__"
 
@@ -68,3 +69,18 @@ def upstream(needs: dict[str, list[str]], step: str) -> set[str]:
             todo.extend(needs.get(node, []))
     out.discard(SOURCE)
     return out
+
+
+def nearest(needs: dict[str, list[str]], step: str, match: Callable[[str], bool]) -> str | None:
+    """The closest upstream step (breadth first over ``needs``, in listed order) for which ``match`` holds."""
+    seen: set[str] = set()
+    queue = [d for d in needs.get(step, []) if d != SOURCE]
+    while queue:
+        node = queue.pop(0)
+        if node in seen:
+            continue
+        seen.add(node)
+        if match(node):
+            return node
+        queue.extend(d for d in needs.get(node, []) if d != SOURCE)
+    return None

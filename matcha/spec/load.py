@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matcha.connectors.base import Publisher
+from matcha.connectors.base import CONNECTORS, Publisher
 from matcha.errors import ConfigIssue, PipelineError
 from matcha.models.base import PROVIDERS, Provider
 from matcha.spec import graph
@@ -213,8 +213,9 @@ class _Builder:
                 return None
             cache[name] = conn
         if conn.cls.role != role:
+            kinds = ", ".join(k for k in CONNECTORS.names() if getattr(CONNECTORS.get(k), "role", None) == role)
             self.issue(path, f"connector '{name}' is a {conn.cls.role} ({conn.config.kind}), not a {role}",
-                       f"Name a {role} connection here")
+                       f"Name a {role} connection here (kinds: {kinds or 'none'})")
             return None
         return conn
 
@@ -368,6 +369,27 @@ def _reviewed(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], step
                             f"`fields` in connectors/{conn.name}.yaml")
 
 
+def _defaults_from_upstream(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]],
+                            steps: dict[str, Step]) -> None:
+    """Fill the ``wants`` fields a step left unset from the nearest upstream step that produces the kind
+    (``embed`` then ``cluster`` works with no other setting)."""
+    for i, s in enumerate(spec.steps):
+        st = steps.get(s.id)
+        if st is None:
+            continue
+        for fname, kind in st.wants.items():
+            if getattr(st.config, fname, None) is not None:
+                continue
+            found = graph.nearest(needs, s.id, lambda sid, kind=kind: steps[sid].produces == kind)  # type: ignore[misc]
+            if found is None:
+                makers = sorted(n for n in STEPS.names() if (c := STEPS.get(n)) is not None and c.produces == kind)
+                b.issue(("steps", i, "with", fname), f"no step upstream of '{s.id}' makes {kind} for `{fname}`",
+                        f"Add a step that does ({', '.join(makers) or 'none known'}) before it, "
+                        f"or set `with: {{{fname}: ...}}`")
+            else:
+                setattr(st.config, fname, steps[found].provides(kind))
+
+
 def load_plan(text: str, file: str, base_dir: Path, *, require_env: bool = True) -> Plan:
     """Parse, validate and plan a pipeline. Raises :class:`PipelineError` listing every problem.
 
@@ -413,6 +435,8 @@ def _load_plan(text: str, file: str, base_dir: Path, env: EnvRefs) -> Plan:
                         "\"score >= 0.5 and lang in ['fr', 'en']\"")
     b.model_secrets({n for st in steps.values() for n in st.model_names()} | set(spec.models), models)
     needs = b.needs(spec, steps)
+    b.fail_if_issues()
+    _defaults_from_upstream(b, spec, needs, steps)
     b.fail_if_issues()
     b.gate(spec, needs, steps)
     _reviewed(b, spec, needs, steps, conns)

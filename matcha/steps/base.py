@@ -68,6 +68,8 @@ class StepContext:
     upstream: set[str]  # ids of every step upstream of this one
     approvals: set[str]  # ids of the upstream steps whose class ``approves`` (plugins included)
     progress: Callable[[str, int, int], None] = lambda step, done, total: None
+    #: the pipeline's name
+    pipeline: str = ""
     #: the source and every upstream step, in execution order: a record is merged over their rows
     lineage: list[str] = field(default_factory=list)
     #: what a dataset-scoped step learned in ``fit`` (``None`` for batch steps)
@@ -153,8 +155,12 @@ class Step:
     #: ``process`` may change nested values of a record in place (user scripts): the driver copies
     #: records deeply first, so what changed can still be told from what came in
     mutates_nested: ClassVar[bool] = False
-    #: what the step's output records are, for the library (``"segments"``: ``Run.segments()``)
+    #: what the step makes, for the library (``"segments"``: ``Run.segments()``) and for the defaults of
+    #: steps downstream (``"vectors"``: an embed step; ``"assignments"``: records with segments)
     produces: ClassVar[str | None] = None
+    #: config fields that default to what the nearest upstream step producing a kind provides:
+    #: field -> kind (``{"vectors": "vectors"}``: the field an upstream embed step writes)
+    wants: ClassVar[dict[str, str]] = {}
 
     def __init__(self, spec: StepSpec, config: Any):
         self.spec = spec
@@ -168,6 +174,11 @@ class Step:
         """Names of the models this step uses (for preflight checks)."""
         return [str(getattr(self.config, f)) for f, kind in self.references.items()
                 if kind == "models" and getattr(self.config, f, None)]
+
+    def provides(self, kind: str) -> str:
+        """For a step that ``produces`` ``kind``: what a downstream step's wanted field defaults to
+        (the output field, by default, or the step id for whole datasets)."""
+        return str(getattr(self.config, "output", None) or self.id)
 
     def reviewed_fields(self) -> list[str] | None:
         """For an approval step: the record fields its reviewers see (what a publisher may send).
@@ -220,6 +231,10 @@ STEPS: Registry[type[Step]] = Registry(
         "matcha.steps.classify",
         "matcha.steps.sentiment",
         "matcha.steps.generate",
+        "matcha.steps.cluster",
+        "matcha.steps.describe",
+        "matcha.steps.report",
+        "matcha.steps.vector_index",
     ],
 )
 

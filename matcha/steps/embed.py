@@ -43,6 +43,7 @@ class EmbedStep(Step):
     Config = EmbedConfig
     references = {"model": "models"}  # noqa: RUF012 - class-level declaration
     model_capability = "embed"
+    produces = "vectors"
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         model = ctx.models(self.config.model)

@@ -1,0 +1,132 @@
+"""Pure orchestration at scale: N records through 4 cheap steps, Matcha against a plain Python loop.
+
+The plain loop reads the same CSV with the same source connector and calls the same step code on
+batches in memory; Matcha adds what a run is for: every step's outcome durable in the run store
+(resumable, counted, quarantine), LangGraph checkpoints. Prints wall time, peak RSS, the store's
+size against the CSV's, and the ratios. Each side runs in a fresh subprocess.
+
+    python benchmarks/orchestration_scale.py            # 1,000,000 records
+    python benchmarks/orchestration_scale.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PIPELINE = """
+name: orchestration-scale
+source: {connector: customers}
+settings: {batch_size: 2000}
+steps:
+  - {id: parse, type: script, with: {function: "benchmarks/_scale_steps.py:parse"}}
+  - {id: active, type: filter, with: {condition: "orders > 0"}}
+  - {id: tier, type: script, with: {function: "benchmarks/_scale_steps.py:tier"}}
+  - {id: tidy, type: script, with: {function: "benchmarks/_scale_steps.py:tidy"}}
+"""
+WORDS = "great service late delivery price quality refund size colour friendly slow fast".split()
+
+
+def make_csv(path: Path, n: int) -> None:
+    rng = random.Random(0)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("id,name,email,city,orders,revenue,text\n")
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9)))
+            fh.write(f"C{i:07d},Customer {i},c{i}@example.com,City {i % 97},{rng.randint(0, 30)},"
+                     f"{rng.uniform(0, 900):.2f}, {text} \n")
+
+
+def project(root: Path, n: int) -> Path:
+    (root / "connectors").mkdir(parents=True)
+    (root / "pipelines").mkdir()
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "_scale_steps.py").write_text((HERE / "_scale_steps.py").read_text())
+    make_csv(root / "customers.csv", n)
+    (root / "connectors" / "customers.yaml").write_text("kind: csv\npath: customers.csv\n")
+    (root / "pipelines" / "scale.yaml").write_text(PIPELINE)
+    return root
+
+
+def run_matcha(root: Path) -> dict[str, float]:
+    from matcha import Pipeline
+
+    os.chdir(root)
+    t = time.perf_counter()
+    run = Pipeline.load(root / "pipelines" / "scale.yaml").run()
+    run.raise_for_status()
+    seconds = time.perf_counter() - t
+    out = {s.step_id: s.out for s in run.steps()}
+    return {"seconds": seconds, "out": out["tidy"], "store_mb": (root / ".matcha" / "runs.db").stat().st_size / 1e6}
+
+
+def run_plain(root: Path) -> dict[str, float]:
+    sys.path.insert(0, str(root / "benchmarks"))
+    import _scale_steps as steps  # type: ignore[import-not-found]
+
+    from matcha.connectors.files import CsvSource
+
+    t = time.perf_counter()
+    source = CsvSource("customers", CsvSource.Config(kind="csv", path="customers.csv"), base_dir=root)
+    kept = 0
+    batch: list[dict[str, object]] = []
+
+    def flush(batch: list[dict[str, object]]) -> int:
+        b = steps.parse(batch)
+        b = [r for r in b if r["orders"] > 0]
+        return len(steps.tidy(steps.tier(b)))
+
+    for row in source.read():
+        assert row.data is not None
+        batch.append(dict(row.data))
+        if len(batch) == 2000:
+            kept += flush(batch)
+            batch = []
+    kept += flush(batch)
+    return {"seconds": time.perf_counter() - t, "out": kept}
+
+
+def child(kind: str, root: Path) -> None:
+    result = run_matcha(root) if kind == "matcha" else run_plain(root)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--child", choices=["matcha", "plain"])
+    ap.add_argument("--root", type=Path)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.root)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = project(Path(tmp), args.n)
+        csv_mb = (root / "customers.csv").stat().st_size / 1e6
+        res = {}
+        for kind in ("plain", "matcha"):
+            out = subprocess.run([sys.executable, __file__, "--child", kind, "--root", str(root)],
+                                 capture_output=True, text=True, check=True, env={**os.environ, "MATCHA_LOG_LEVEL": "warning"})
+            res[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+        p, m = res["plain"], res["matcha"]
+        assert p["out"] == m["out"], (p, m)
+        print(f"records: {args.n:,} (CSV {csv_mb:.0f} MB), 4 steps, {m['out']:,} out")
+        print(f"plain loop : {p['seconds']:7.1f} s  peak RSS {p['peak_rss_mb']:6.0f} MB")
+        print(f"matcha run : {m['seconds']:7.1f} s  peak RSS {m['peak_rss_mb']:6.0f} MB  "
+              f"store {m['store_mb']:.0f} MB ({m['store_mb'] / csv_mb:.2f}x the CSV)")
+        print(f"ratio matcha/plain: {m['seconds'] / p['seconds']:.2f}x (target <= 3x); "
+              f"store/CSV {m['store_mb'] / csv_mb:.2f}x (target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""``cluster``: put every record in a segment, from its vector (and optional numeric fields).
+
+A dataset-scoped step: ``fit`` streams the whole input once (a seeded sample by position, the
+numeric fields' mean and spread), chooses ``k`` by silhouette when ``k: auto``, and fits k-means
+(mini-batch past ``minibatch_threshold``) or HDBSCAN on the sample; the fitted segments are saved,
+so a resumed run assigns with the same ones. ``process`` then gives each record ``segment`` (a
+stable id: 0 is the largest), ``segment_score`` (0..1, how firmly it belongs), ``segment_distance``
+and ``segment_outlier``: outliers are flagged, never dropped. With ``labels_field`` the step
+reports NMI and ARI of the segments against that known column. See :mod:`matcha.ml.segment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
+from matcha.steps.vectors import vectors_of
+
+
+class ClusterConfig(StepConfig):
+    vectors: str | None = Field(None, description="Field holding the vectors (default: the output of the nearest "
+                                "upstream embed step).")
+    numeric: list[str] | dict[str, float] = Field(
+        default_factory=list, description="Numeric fields to cluster on too, standardised: a list, or "
+        "{field: weight} (weight 1.0 gives a field as much say as the whole text vector).")
+    k: int | Literal["auto"] = Field("auto", description="Number of segments, or `auto` (best silhouette "
+                                     "over `k_range`).")
+    k_range: tuple[int, int] = Field((2, 12), description="Range of k tried by `k: auto` (inclusive).")
+    algorithm: Literal["kmeans", "hdbscan"] = Field("kmeans", description="k-means, or HDBSCAN (density; "
+                                                    "finds k itself and flags noise as outliers).")
+    seed: int = Field(0, description="Same input and seed give the same segments.")
+    sample_size: int = Field(50_000, ge=100, description="Records fitted on when there are more than "
+                             "`minibatch_threshold` (the rest are assigned).")
+    minibatch_threshold: int = Field(50_000, ge=100, description="Past this many records, fit a sample with "
+                                     "mini-batch k-means.")
+    labels_field: str | None = Field(None, description="A known category column: the step reports NMI and ARI "
+                                     "of the segments against it.")
+    output: str = Field("segment", description="Field receiving the segment id (`<output>_score`, "
+                        "`<output>_distance`, `<output>_outlier` are set too).")
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("k must be at least 2 (or `auto`)")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> ClusterConfig:
+        lo, hi = self.k_range
+        if not 2 <= lo <= hi:
+            raise ValueError(f"k_range must be [low, high] with 2 <= low <= high; got [{lo}, {hi}]")
+        if self.algorithm == "hdbscan" and self.k != "auto":
+            raise ValueError("algorithm hdbscan finds the number of segments itself: leave k as `auto`")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        return dict(self.numeric) if isinstance(self.numeric, dict) else {f: 1.0 for f in self.numeric}
+
+
+@register_step("cluster")
+class ClusterStep(Step):
+    Config = ClusterConfig
+    scope = "dataset"
+    produces = "assignments"
+    wants: ClassVar[dict[str, str]] = {"vectors": "vectors"}
+
+    def provides(self, kind: str) -> str:
+        return self.id  # downstream steps read this step's whole output
+
+    @property
+    def _field(self) -> str:
+        return str(self.config.vectors or "embedding")
+
+    def _features(self, ctx: StepContext, batch: list[Record], builder: Any
+                  ) -> tuple[list[Record], np.ndarray, list[tuple[Record, str]]]:
+        ok, vectors, bad = vectors_of(ctx, batch, self._field)
+        if not ok:
+            return ok, vectors, bad
+        return ok, builder.transform(vectors, self._numerics(ok)), bad
+
+    def _numerics(self, batch: list[Record]) -> list[list[Any]] | None:
+        fields = list(self.config.weights())
+        return [[r.get(f) for f in fields] for r in batch] if fields else None
+
+    def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        from matcha.ml.segment import FeatureBuilder, fit_segmenter
+
+        cfg = self.config
+        builder = FeatureBuilder(list(cfg.weights()), cfg.weights())
+        n = data.count
+        keep = n if n <= cfg.minibatch_threshold else min(cfg.sample_size, n)
+        chosen = _positions(n, keep, cfg.seed)
+        raw: list[np.ndarray] = []
+        nums: list[list[Any]] = []
+        position = 0
+        for batch in data.batches():
+            ok, vectors, _bad = vectors_of(ctx, batch, self._field)
+            if ok:
+                builder.partial_fit(vectors, self._numerics(ok))
+            take = _taken(chosen, position, len(batch))
+            by_id = {r["id"]: i for i, r in enumerate(ok)}
+            for j in take:
+                i = by_id.get(batch[j]["id"])
+                if i is not None:
+                    raw.append(vectors[i])
+                    if cfg.numeric:
+                        nums.append([batch[j].get(f) for f in cfg.weights()])
+            position += len(batch)
+        if len(raw) < 2:
+            raise ValueError(f"only {len(raw)} record(s) with a vector in field '{self._field}': nothing to cluster")
+        sample = builder.transform(np.vstack(raw), nums if cfg.numeric else None)
+        k: Any = cfg.k
+        if isinstance(k, int) and k > len(sample):
+            raise ValueError(f"k is {k} but there are only {len(sample)} records with a vector")
+        segmenter = fit_segmenter(
+            lambda: iter([sample]), len(sample), k=k, k_range=(cfg.k_range[0], min(cfg.k_range[1], len(sample) - 1)),
+            algorithm=cfg.algorithm, seed=cfg.seed, sample_size=len(sample),
+            minibatch_threshold=len(sample) - 1 if keep < n else len(sample))
+        return {"segmenter": segmenter.to_state(), "features": _builder_state(builder), "records": n,
+                "vectors": self._field}
+
+    def warm_up(self, ctx: StepContext) -> None:
+        from matcha.ml.segment import FeatureBuilder, Segmenter
+
+        if ctx.state is not None:
+            self._segmenter = Segmenter.from_state(ctx.state["segmenter"])
+            self._builder = _builder_from(FeatureBuilder, ctx.state["features"])
+
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        ok, features, bad = self._features(ctx, batch, self._builder)
+        if ok:
+            a = self._segmenter.assign(features)
+            out = self.config.output
+            for rec, seg, score, dist, outlier in zip(ok, a.labels.tolist(), a.scores.tolist(),
+                                                      a.distances.tolist(), a.outliers.tolist(), strict=True):
+                rec[out] = seg
+                rec[f"{out}_score"] = round(score, 4)
+                rec[f"{out}_distance"] = round(dist, 5)
+                rec[f"{out}_outlier"] = outlier
+        return BatchOutcome(out=ok, quarantined=bad)
+
+    def summarize(self, output: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        from matcha.ml.segment import Agreement
+
+        state = ctx.state or {}
+        seg = state.get("segmenter", {})
+        figures: dict[str, Any] = {"k": seg.get("k"), "silhouette": _round(seg.get("silhouette"))}
+        if seg.get("k_scores"):
+            figures["k_scores"] = {str(k): round(s, 4) for k, s in seg["k_scores"]}
+        out, label = self.config.output, self.config.labels_field
+        agreement = Agreement()
+        outliers = 0
+        for batch in output.batches():
+            outliers += sum(1 for r in batch if r.get(f"{out}_outlier"))
+            if label:
+                pairs = [(str(r.get(label)), r[out]) for r in batch if r.get(label) not in (None, "")]
+                if pairs:
+                    agreement.add([p[0] for p in pairs], [p[1] for p in pairs])
+        figures["outliers"] = outliers
+        if label and agreement.n:
+            figures.update(labels_field=label, nmi=round(agreement.nmi(), 4), ari=round(agreement.ari(), 4))
+        return figures
+
+
+def _builder_state(b: Any) -> dict[str, Any]:
+    """What transform needs of a fitted FeatureBuilder, as JSON."""
+    return {"fields": b.numeric_fields, "weights": b.weights.tolist(), "count": b.count.tolist(),
+            "mean": b.mean.tolist(), "m2": b._m2.tolist(), "missing": b.missing.tolist(), "n_vectors": b.n_vectors,
+            "vector_sum": None if b._vector_sum is None else b._vector_sum.tolist(), "square_sum": b._square_sum}
+
+
+def _builder_from(cls: Any, state: dict[str, Any]) -> Any:
+    b = cls(state["fields"], dict(zip(state["fields"], state["weights"], strict=True)))
+    b.count = np.array(state["count"], dtype=np.int64)
+    b.mean, b._m2 = np.array(state["mean"]), np.array(state["m2"])
+    b.missing = np.array(state["missing"], dtype=np.int64)
+    b.n_vectors, b._square_sum = state["n_vectors"], state["square_sum"]
+    b._vector_sum = None if state["vector_sum"] is None else np.array(state["vector_sum"])
+    return b
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _positions(n: int, keep: int, seed: int) -> np.ndarray:
+    """The positions (sorted) of a seeded sample of ``keep`` out of ``n`` records."""
+    if keep >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 7]).choice(n, size=keep, replace=False))
+
+
+def _taken(chosen: np.ndarray, start: int, length: int) -> Iterator[int]:
+    lo, hi = np.searchsorted(chosen, [start, start + length])
+    return (int(p) - start for p in chosen[lo:hi])

@@ -1,0 +1,178 @@
+"""``describe_segments``: one record per segment, saying who is in it.
+
+An aggregating step: ``fit`` streams the records once and keeps, per segment, its size, the means of
+the numeric fields, a bounded seeded sample of member texts for keywords (class-based TF-IDF with
+French and English stop words) and the members closest to the centre. ``make_records`` turns that
+into one record per segment (``id: segment-N``); every input record is grouped into its segment's
+record, so ``Run.members("segment-2")`` lists who is in it. With a generator ``model``, each segment
+record also gets a short ``name`` and a one-paragraph ``brief`` written from its keywords and
+examples (JSON-schema output, cached like every model call: a resume does not pay twice).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from matcha.models.base import Generator
+from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
+from matcha.steps.modelcalls import generate_cached
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "minLength": 2, "maxLength": 60},
+                   "brief": {"type": "string", "minLength": 20, "maxLength": 900}},
+    "required": ["name", "brief"],
+}
+
+PROMPT = """You are a marketing analyst. Customers were grouped into segments by what they wrote.
+Describe segment {segment} ({size} customers, {share:.0%} of all) for an account manager.
+
+Distinctive keywords: {keywords}
+{numeric}Representative messages:
+{examples}
+
+Answer with JSON: {{"name": a short segment name of 2 to 5 words, "brief": one paragraph (2-3 sentences) saying
+who these customers are, what they care about and how to address them}}.
+"""
+
+
+class DescribeConfig(StepConfig):
+    segment: str = Field("segment", description="Field holding each record's segment (from `cluster`).")
+    text: str = Field("text", description="Field holding the text keywords and examples come from.")
+    numeric: list[str] = Field(default_factory=list, description="Numeric fields profiled per segment "
+                               "(segment mean against overall mean).")
+    keywords: int = Field(10, ge=1, le=50, description="Keywords kept per segment.")
+    examples: int = Field(3, ge=1, le=20, description="Members closest to the centre shown as examples.")
+    texts_per_segment: int = Field(2000, ge=50, description="Member texts sampled per segment for keywords.")
+    model: str | None = Field(None, description="A generator model: writes a short name and a brief per segment.")
+    max_tokens: int = Field(256, ge=16, le=4096, description="Token bound for each name and brief.")
+    seed: int = Field(0, description="Seed of the keyword sample.")
+
+
+@register_step("describe_segments")
+class DescribeSegmentsStep(Step):
+    Config = DescribeConfig
+    scope = "dataset"
+    aggregates = True
+    produces = "segments"
+    references: ClassVar[dict[str, str]] = {"model": "models"}
+    model_capability = "generate"
+
+    def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        from matcha.ml.keywords import KeywordCollector, SmallestPerSegment
+
+        cfg = self.config
+        words = KeywordCollector(texts_per_segment=cfg.texts_per_segment, seed=cfg.seed)
+        closest = SmallestPerSegment(cfg.examples)
+        sizes: dict[int, int] = {}
+        outliers: dict[int, int] = {}
+        sums = {f: {} for f in cfg.numeric}  # type: dict[str, dict[int, list[float]]]
+        total = 0
+        for batch in data.batches():
+            recs = [r for r in batch if isinstance(r.get(cfg.segment), int)]
+            if not recs:
+                continue
+            segs = np.array([r[cfg.segment] for r in recs])
+            total += len(recs)
+            for s in segs.tolist():
+                sizes[s] = sizes.get(s, 0) + 1
+            for r in recs:
+                if r.get(f"{cfg.segment}_outlier"):
+                    outliers[r[cfg.segment]] = outliers.get(r[cfg.segment], 0) + 1
+            texts = [r.get(cfg.text) if isinstance(r.get(cfg.text), str) else None for r in recs]
+            words.add(segs, texts)
+            dist = [r.get(f"{cfg.segment}_distance", 1.0 - float(r.get(f"{cfg.segment}_score") or 0)) for r in recs]
+            members = [{"id": r["id"], "text": (t or "")[:400]} for r, t in zip(recs, texts, strict=True)]
+            closest.add(segs, dist, members)
+            for f in cfg.numeric:
+                for s, r in zip(segs.tolist(), recs, strict=True):
+                    v = _number(r.get(f))
+                    if v is not None:
+                        acc = sums[f].setdefault(s, [0.0, 0])
+                        acc[0] += v
+                        acc[1] += 1
+        keywords = words.keywords(cfg.keywords)
+        segments = []
+        for s in sorted(sizes):
+            numeric = []
+            for f in cfg.numeric:
+                seg_sum, seg_n = sums[f].get(s, [0.0, 0])
+                all_sum = sum(v[0] for v in sums[f].values())
+                all_n = sum(v[1] for v in sums[f].values())
+                numeric.append({"field": f, "mean": seg_sum / seg_n if seg_n else None,
+                                "overall": all_sum / all_n if all_n else None})
+            segments.append({
+                "segment": s, "size": sizes[s], "share": sizes[s] / total, "outliers": outliers.get(s, 0),
+                "keywords": [[t, round(sc, 4)] for t, sc in keywords.get(s, [])],
+                "examples": [item["text"] for _, item in closest.get(s)],
+                "example_ids": [item["id"] for _, item in closest.get(s)],
+                "numeric": numeric,
+            })
+        return {"total": total, "segments": segments}
+
+    def make_records(self, ctx: StepContext) -> list[Record]:
+        assert ctx.state is not None
+        return [{"id": f"segment-{s['segment']}", **s} for s in ctx.state["segments"]]
+
+    def group_of(self, batch: list[Record], ctx: StepContext) -> list[str | None]:
+        seg = self.config.segment
+        return [f"segment-{r[seg]}" if isinstance(r.get(seg), int) else None for r in batch]
+
+    def warm_up(self, ctx: StepContext) -> None:
+        self._model: Generator | None = None
+        if self.config.model:
+            model = ctx.models(self.config.model)
+            assert isinstance(model, Generator)
+            self._model = model
+
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        if self._model is None:
+            for rec in batch:
+                rec.setdefault("name", None)
+                rec.setdefault("brief", None)
+            return BatchOutcome(out=batch)
+        prompts = [self._prompt(rec) for rec in batch]
+        results = generate_cached(ctx, self._model, prompts, system=None, schema=SCHEMA,
+                                  params={"max_tokens": self.config.max_tokens, "temperature": 0.0},
+                                  concurrency=1, accept=_accept, retries=2)
+        out = BatchOutcome()
+        for rec, res in zip(batch, results, strict=True):
+            if isinstance(res, BaseException):
+                # the segment stays: a missing name is not a reason to lose who is in it
+                rec["name"], rec["brief"] = None, None
+                rec["description_error"] = f"{type(res).__name__}: {res}"[:300]
+            else:
+                answer = json.loads(res)
+                rec["name"], rec["brief"] = answer["name"].strip(), answer["brief"].strip()
+            out.out.append(rec)
+        return out
+
+    def _prompt(self, rec: Record) -> str:
+        numeric = "".join(f"Average {n['field']}: {n['mean']:.1f} (all customers: {n['overall']:.1f})\n"
+                          for n in rec.get("numeric", []) if n["mean"] is not None and n["overall"] is not None)
+        return PROMPT.format(segment=rec["segment"], size=rec["size"], share=rec["share"],
+                             keywords=", ".join(k for k, _ in rec["keywords"]) or "(none)",
+                             numeric=numeric, examples="\n".join(f"- {e}" for e in rec["examples"]))
+
+
+def _accept(text: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return f"not valid JSON: {text[:80]!r}"
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) and value[k].strip()
+                                              for k in ("name", "brief")):
+        return "needs a non-empty 'name' and 'brief'"
+    return None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None

@@ -1,0 +1,134 @@
+"""``report``: a self-contained HTML report of the segments, stored as an artifact of the run.
+
+A dataset-scoped step over the segment records of ``describe_segments``. It reads, as side inputs,
+the output of the ``cluster`` step (``records``, default the nearest upstream one: a seeded sample of
+at most ``map_points`` records, projected to 2-D with PCA, makes the map) and what that step learned
+(k, silhouette per k, NMI/ARI against a known column). The page is stored once with its sha256
+(``matcha artifacts RUN``); each segment record passes on with a ``report`` reference, so the
+messages written next can cite it. The report stays on the machine unless a pipeline routes it
+through approval and a publisher like any content.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
+from matcha.steps.vectors import vectors_of
+
+
+class ReportConfig(StepConfig):
+    title: str = Field("Customer segments", description="Title of the report.")
+    name: str = Field("segments.html", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                      description="Artifact name of the report.")
+    records: str | None = Field(None, description="Step whose output holds every record with its segment "
+                                "(default: the nearest upstream `cluster` step).")
+    vectors: str | None = Field(None, description="Field of those records holding their vectors, for the map "
+                                "(default: the one the cluster step used).")
+    text: str = Field("text", description="Field shown when hovering a point of the map.")
+    map_points: int = Field(3000, ge=10, le=5000, description="Records drawn on the map (a seeded sample).")
+    record_noun: str = Field("customers", description="What the records are, in the plural.")
+    seed: int = Field(0, description="Seed of the map sample.")
+
+
+@register_step("report")
+class ReportStep(Step):
+    Config = ReportConfig
+    scope = "dataset"
+    wants: ClassVar[dict[str, str]] = {"records": "assignments"}
+
+    def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
+        from matcha.report import SegmentReport
+
+        segments = [rec for batch in data.batches() for rec in batch]
+        source = str(self.config.records)
+        learned = ctx.state_of(source) or {}
+        figures = ctx.store.step_counts(ctx.run_id, source, []).extra
+        report = SegmentReport(
+            title=self.config.title, pipeline=ctx.pipeline, run_id=ctx.run_id,
+            created_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            total_records=sum(int(s.get("size") or 0) for s in segments),
+            outliers=sum(int(s.get("outliers") or 0) for s in segments),
+            segments=[_segment(s) for s in segments],
+            points=self._map(ctx, source, {s["segment"] for s in segments},
+                             self.config.vectors or learned.get("vectors") or "embedding"),
+            quality=_quality(learned.get("segmenter", {}), figures),
+            numeric_fields=[n["field"] for n in (segments[0].get("numeric") or [])] if segments else [],
+            record_noun=self.config.record_noun)
+        from matcha.report import render_segment_report
+
+        html = render_segment_report(report).encode("utf-8")
+        artifact = ctx.save_artifact(self.config.name, html, "text/html")
+        return {"artifact": artifact.name, "sha256": artifact.sha256, "path": str(artifact.path)}
+
+    def _map(self, ctx: StepContext, source: str, known: set[int], field: str) -> list[Any]:
+        from sklearn.decomposition import PCA
+
+        from matcha.report import MapPoint
+
+        view = ctx.view(source)
+        n = view.count
+        rng = np.random.default_rng([self.config.seed, 11])
+        chosen = set(rng.choice(n, size=min(n, self.config.map_points), replace=False).tolist()) if n else set()
+        picked: list[Record] = []
+        vectors: list[np.ndarray] = []
+        position = 0
+        for batch in view.batches():
+            take = [r for i, r in enumerate(batch, start=position) if i in chosen]
+            position += len(batch)
+            if take:
+                ok, matrix, _ = vectors_of(ctx, take, field)
+                picked += ok
+                vectors += list(matrix)
+        if len(vectors) < 3:
+            return []
+        X = np.vstack(vectors)
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        xy = PCA(n_components=2, random_state=self.config.seed).fit_transform(X)
+        seg_field = "segment"
+        points = []
+        for rec, (x, y) in zip(picked, xy.tolist(), strict=True):
+            seg = rec.get(seg_field)
+            seg = seg if seg in known and not rec.get(f"{seg_field}_outlier") else -1
+            label = str(rec.get(self.config.text) or rec["id"])[:120]
+            points.append(MapPoint(x=float(x), y=float(y), segment=int(seg), label=label))
+        return points
+
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        assert ctx.state is not None
+        for rec in batch:
+            rec["report"] = {"artifact": ctx.state["artifact"], "sha256": ctx.state["sha256"]}
+        return BatchOutcome(out=batch)
+
+
+def _segment(s: Record) -> Any:
+    from matcha.report import ReportSegment
+
+    return ReportSegment(
+        id=int(s["segment"]), size=int(s["size"]), share=float(s["share"]), name=s.get("name"), brief=s.get("brief"),
+        keywords=[(str(k), float(v)) for k, v in s.get("keywords") or []],
+        examples=[str(e) for e in s.get("examples") or []],
+        numeric_profile=[(n["field"], float(n["mean"]), float(n["overall"])) for n in s.get("numeric") or []
+                         if n.get("mean") is not None and n.get("overall") is not None],
+        outliers=int(s.get("outliers") or 0))
+
+
+def _quality(seg: dict[str, Any], figures: dict[str, Any]) -> Any:
+    from matcha.report import ReportQuality
+
+    scores = {int(k): float(v) for k, v in seg.get("k_scores") or []}
+    algorithm = "HDBSCAN (density)" if seg.get("algorithm") == "hdbscan" else "k-means"
+    if scores:
+        selection = f"best silhouette over k = {min(scores)}..{max(scores)}"
+    elif seg.get("algorithm") == "hdbscan":
+        selection = "found by HDBSCAN"
+    else:
+        selection = "fixed in the pipeline"
+    return ReportQuality(
+        k=int(seg.get("k") or 0), k_selection=selection, algorithm=f"{algorithm} on text embeddings",
+        silhouette=seg.get("silhouette"), silhouette_by_k=scores, labels_field=figures.get("labels_field"),
+        nmi=figures.get("nmi"), ari=figures.get("ari"))
