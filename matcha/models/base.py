@@ -111,5 +111,6 @@ PROVIDERS: Registry[type[Provider]] = Registry(
         "matcha.models.ollama_provider",
         "matcha.models.openai_provider",
         "matcha.models.llamacpp_provider",
+        "matcha.models.hashing_provider",
     ],
 )

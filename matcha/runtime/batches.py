@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 import structlog
 
 from matcha.errors import MatchaError, StepError
+from matcha.runtime.faults import crash_point
 from matcha.runtime.store import Row
 from matcha.secrets import mask
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
@@ -81,6 +82,7 @@ def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
             outcome.dropped += result.dropped
             outcome.quarantined += result.quarantined
         write_outcome(ctx, outcome, seqs, before)
+        crash_point(f"batch.written:{ctx.step_id}")
         progressed += len(rows)
         ctx.progress(ctx.step_id, progressed, total)
 
@@ -195,6 +197,7 @@ def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
         if state is None:
             step.warm_up(ctx)
             state = step.fit(input_view(ctx, when), ctx)
+            crash_point(f"fit.done:{ctx.step_id}")
             ctx.store.set_step_state(ctx.run_id, ctx.step_id, state)
         ctx.state = state
     if step.aggregates:
@@ -251,6 +254,7 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
         # a grouped record keeps nothing new: its row says where it went
         kept = BatchOutcome(dropped=[({"id": r["id"]}, why) for r, why in outcome.dropped])
         write_outcome(ctx, kept, seqs, {r["id"]: {"id": r["id"]} for r, _ in outcome.dropped}, links)
+        crash_point(f"batch.written:{ctx.step_id}")
         progressed += len(rows)
         ctx.progress(ctx.step_id, progressed, total)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from matcha.models.base import Embedder, Generator
+from matcha.runtime.faults import crash_point
 from matcha.steps.base import StepContext
 
 
@@ -91,6 +92,7 @@ def generate_cached(ctx: StepContext, model: Generator, prompts: Sequence[str], 
             if not problem:
                 results[i] = text
                 ctx.store.cache_put_many({keys[i]: text.encode("utf-8")})
+                crash_point("generate.cached")
                 return
         results[i] = ValueError(f"unusable model answer after {retries + 1} attempt(s): {problem}")
 
