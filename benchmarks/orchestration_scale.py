@@ -33,7 +33,8 @@ steps:
   - {id: tier, type: script, with: {function: "benchmarks/_scale_steps.py:tier"}}
   - {id: tidy, type: script, with: {function: "benchmarks/_scale_steps.py:tidy"}}
 """
-WORDS = "great service late delivery price quality refund size colour friendly slow fast".split()
+WORDS = ["great", "service", "late", "delivery", "price", "quality", "refund", "size", "colour", "friendly",
+         "slow", "fast"]
 
 
 def make_csv(path: Path, n: int) -> None:
@@ -115,8 +116,9 @@ def main() -> None:
         csv_mb = (root / "customers.csv").stat().st_size / 1e6
         res = {}
         for kind in ("plain", "matcha"):
+            env = {**os.environ, "MATCHA_LOG_LEVEL": "warning"}
             out = subprocess.run([sys.executable, __file__, "--child", kind, "--root", str(root)],
-                                 capture_output=True, text=True, check=True, env={**os.environ, "MATCHA_LOG_LEVEL": "warning"})
+                                 capture_output=True, text=True, check=True, env=env)
             res[kind] = json.loads(out.stdout.strip().splitlines()[-1])
         p, m = res["plain"], res["matcha"]
         assert p["out"] == m["out"], (p, m)

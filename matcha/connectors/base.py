@@ -55,7 +55,7 @@ class PublishItem:
 
 class Connector(ABC):
     Config: ClassVar[type[ConnectorConfig]]
-    role: ClassVar[str]  # "source" or "publisher"
+    role: ClassVar[str]  # "source", "publisher" or "vectors" (matched against a step's ``connector_role``)
 
     def __init__(self, name: str, config: Any, *, base_dir: Path):
         self.name = name
@@ -102,5 +102,6 @@ CONNECTORS: Registry[type[Connector]] = Registry(
         "matcha.connectors.files",
         "matcha.connectors.file_publisher",
         "matcha.connectors.webhook",
+        "matcha.connectors.qdrant",
     ],
 )

@@ -11,7 +11,6 @@ examples (JSON-schema output, cached like every model call: a resume does not pa
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,25 +20,22 @@ from matcha.models.base import Generator
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
 from matcha.steps.modelcalls import generate_cached
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"name": {"type": "string", "minLength": 2, "maxLength": 60},
-                   "brief": {"type": "string", "minLength": 20, "maxLength": 900}},
-    "required": ["name", "brief"],
-}
+# Plain completions with one worked example: small local models (Gemma 3 270M, the offline default)
+# follow a pattern far better than a JSON schema, whose grammar they fill with noise.
+PROMPT = """Segments of an online shop's customers, each described for an account manager from its keywords
+and typical messages.
 
-PROMPT = """You are a marketing analyst. Customers were grouped into segments by what they wrote.
-Describe segment {segment} ({size} customers, {share:.0%} of all) for an account manager.
+Segment: 180 customers (15%). Keywords: promo, code, discount, cheaper, price.
+Typical messages:
+- Is there a discount code this week? I always wait for the sales.
+- Trop cher sans promo, j'attends les soldes.
+Name: Deal hunters
+Brief: Price-sensitive customers who wait for promotions. Address them with clear offers and loyalty rewards.
 
-Distinctive keywords: {keywords}
-{numeric}Representative messages:
+Segment: {size} customers ({share:.0%}). Keywords: {keywords}.
+{numeric}Typical messages:
 {examples}
-
-Answer with JSON: {{"name": a short segment name of 2 to 5 words, "brief": one paragraph (2-3 sentences) saying
-who these customers are, what they care about and how to address them}}.
-"""
-
-
+Name:"""
 class DescribeConfig(StepConfig):
     segment: str = Field("segment", description="Field holding each record's segment (from `cluster`).")
     text: str = Field("text", description="Field holding the text keywords and examples come from.")
@@ -49,7 +45,7 @@ class DescribeConfig(StepConfig):
     examples: int = Field(3, ge=1, le=20, description="Members closest to the centre shown as examples.")
     texts_per_segment: int = Field(2000, ge=50, description="Member texts sampled per segment for keywords.")
     model: str | None = Field(None, description="A generator model: writes a short name and a brief per segment.")
-    max_tokens: int = Field(256, ge=16, le=4096, description="Token bound for each name and brief.")
+    max_tokens: int = Field(200, ge=16, le=4096, description="Token bound for each name and brief.")
     seed: int = Field(0, description="Seed of the keyword sample.")
 
 
@@ -136,9 +132,10 @@ class DescribeSegmentsStep(Step):
                 rec.setdefault("brief", None)
             return BatchOutcome(out=batch)
         prompts = [self._prompt(rec) for rec in batch]
-        results = generate_cached(ctx, self._model, prompts, system=None, schema=SCHEMA,
-                                  params={"max_tokens": self.config.max_tokens, "temperature": 0.0},
-                                  concurrency=1, accept=_accept, retries=2)
+        results = generate_cached(ctx, self._model, prompts, system=None, schema=None,
+                                  params={"max_tokens": self.config.max_tokens, "temperature": 0.0,
+                                          "stop": ["\nSegment:", "\n\n"]},
+                                  concurrency=1, accept=_accept, retries=1)
         out = BatchOutcome()
         for rec, res in zip(batch, results, strict=True):
             if isinstance(res, BaseException):
@@ -146,27 +143,31 @@ class DescribeSegmentsStep(Step):
                 rec["name"], rec["brief"] = None, None
                 rec["description_error"] = f"{type(res).__name__}: {res}"[:300]
             else:
-                answer = json.loads(res)
-                rec["name"], rec["brief"] = answer["name"].strip(), answer["brief"].strip()
+                rec["name"], rec["brief"] = _parse(res)
             out.out.append(rec)
         return out
 
     def _prompt(self, rec: Record) -> str:
         numeric = "".join(f"Average {n['field']}: {n['mean']:.1f} (all customers: {n['overall']:.1f})\n"
                           for n in rec.get("numeric", []) if n["mean"] is not None and n["overall"] is not None)
-        return PROMPT.format(segment=rec["segment"], size=rec["size"], share=rec["share"],
+        return PROMPT.format(size=rec["size"], share=rec["share"],
                              keywords=", ".join(k for k, _ in rec["keywords"]) or "(none)",
                              numeric=numeric, examples="\n".join(f"- {e}" for e in rec["examples"]))
 
 
+def _parse(text: str) -> tuple[str, str | None]:
+    """``Name`` (the rest of the first line) and ``Brief`` from a completion of :data:`PROMPT`."""
+    first, _, rest = text.strip().partition("\n")
+    brief = rest.strip().removeprefix("Brief:").strip() or None
+    return first.strip().strip("\"'*").strip()[:60], brief[:600] if brief else None
+
+
 def _accept(text: str) -> str | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return f"not valid JSON: {text[:80]!r}"
-    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) and value[k].strip()
-                                              for k in ("name", "brief")):
-        return "needs a non-empty 'name' and 'brief'"
+    name, brief = _parse(text)
+    if len(name) < 2:
+        return "no name on the first line"
+    if not brief:
+        return "no brief after the name"
     return None
 
 
