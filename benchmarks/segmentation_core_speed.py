@@ -175,9 +175,8 @@ def line(name: str, result: dict[str, Any], base: dict[str, Any]) -> str:
     text += f"{result['rss_mb']:6.0f} MB  inertia x{result['inertia'] / base['inertia']:.4f}"
     text += f"  NMI {result['nmi']:.3f}" if result.get("nmi") is not None else ""
     if "fit_seconds" in result:
-        text += (f"  (fit {result['fit_seconds']:.1f} s, assign{'+describe' if result.get('describe', True) else ''}"
-                 f" {result['assign_seconds']:.1f} s incl. reading {result['read_seconds']:.1f} s; k={result['k']},"
-                 f" outliers {result['outliers']})")
+        text += (f"  (fit {result['fit_seconds']:.1f} s, assign {result['assign_seconds']:.1f} s; reading the"
+                 f" file, both passes: {result['read_seconds']:.1f} s; k={result['k']}, outliers {result['outliers']})")
     return text
 
 

@@ -159,17 +159,18 @@ class KeywordCollector:
 
     ``add`` draws one seeded random key per text, in order, so the sample depends on the seed and
     the order of the texts, not on the batch sizes. Memory: at most ``texts_per_segment`` texts
-    per segment. ``languages``: whose stop words to remove (both by default: a segment often mixes
-    French and English texts); ``stop_words``: more words to ignore.
+    per segment, kept in :attr:`sample` (a :class:`SmallestPerSegment` keyed by the random draws).
+    ``languages``: whose stop words to remove (both by default: a segment often mixes French and
+    English texts); ``extra_stop_words``: more words to ignore (domain words such as a brand name).
     """
 
     def __init__(self, *, texts_per_segment: int = 2_000, seed: int = 0, languages: Iterable[str] = LANGUAGES,
-                 stop_words: Iterable[str] = (), ngram_range: tuple[int, int] = (1, 2)):
+                 extra_stop_words: Iterable[str] = (), ngram_range: tuple[int, int] = (1, 2)):
         if not 1 <= ngram_range[0] <= ngram_range[1]:
             raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high; got {ngram_range}")
         self.sample = SmallestPerSegment(texts_per_segment)
         self._rng = np.random.default_rng([seed, 2])
-        self._stop = _stop_set(tuple(languages)) | {w.lower() for w in stop_words}
+        self._stop = _stop_set(tuple(languages)) | {w.lower() for w in extra_stop_words}
         self.ngram_range = ngram_range
 
     def add(self, segments: ArrayLike, texts: Sequence[str | None]) -> None:

@@ -17,14 +17,18 @@ never sit in memory together:
 * :class:`Agreement` accumulates a contingency table batch by batch and gives the exact NMI and
   ARI against known labels.
 
-Same input rows in the same order + same seed give the same segments, whatever the batch sizes.
+Same input rows in the same order + same seed give the same segments, whatever the batch sizes
+and the number of cores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NamedTuple, Self
 
 import numpy as np
@@ -34,6 +38,7 @@ ALGORITHMS: tuple[str, ...] = ("kmeans", "hdbscan")
 STATE_VERSION = 1
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
 _MIN_MEMBERS_FOR_SPREAD = 20  # below this, a segment's own MAD is noise: use the pooled one
+_PROBE_SIZE = 5_000  # sample rows that k: auto and HDBSCAN are fitted on
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -206,13 +211,15 @@ def fit_segmenter(
 
     ``n`` is the number of rows ``batches()`` will yield (the sample is drawn by index, so the
     rows must come in the same order on every call). Up to ``minibatch_threshold`` rows, every row
-    is kept and fitted with k-means (scikit-learn ``KMeans``, 3 initialisations); above it, a seeded
-    sample of ``sample_size`` rows is fitted with ``MiniBatchKMeans`` (3 initialisations), whose
-    centres Lloyd iterations on the same sample then settle. ``k="auto"`` fits every k
-    of ``k_range`` (inclusive) on up to 10,000 sample rows and keeps the best silhouette, computed
+    is kept and fitted with k-means (scikit-learn ``KMeans``, best of 3 seeded runs); above it, a
+    seeded sample of ``sample_size`` rows is fitted with ``MiniBatchKMeans`` (best of 3 runs), whose
+    centres up to 20 Lloyd iterations on the same sample then settle. ``k="auto"`` fits every k
+    of ``k_range`` (inclusive) on up to 5,000 sample rows and keeps the best silhouette, computed
     on ``silhouette_size`` of them; every k's score is kept in :attr:`Segmenter.k_scores`.
+    Each fit runs on one thread and independent fits run side by side, one per core, so the
+    result does not depend on the machine.
 
-    ``algorithm="hdbscan"``: scikit-learn ``HDBSCAN`` on up to 10,000 sample rows finds the
+    ``algorithm="hdbscan"``: scikit-learn ``HDBSCAN`` on up to 5,000 sample rows finds the
     segments and their number (``k`` must be ``"auto"``); each segment's centre is the mean of its
     members and everyone is then assigned to the nearest centre. HDBSCAN's noise shapes no centre
     and no radius, so such rows come out as outliers. ``outlier_z``: see :class:`Segmenter`.
@@ -221,7 +228,10 @@ def fit_segmenter(
     keep = n if n <= minibatch_threshold else min(sample_size, n)
     sample, n_seen = _draw_sample(batches(), n, keep, seed)
     order = np.random.default_rng([seed, 1]).permutation(len(sample))
-    probe = sample[order[:10_000]]  # a seeded subset for choosing k and scoring
+    # A seeded subset for choosing k and scoring: the 33 k-means fits of k: auto took 5 s on
+    # 5,000 rows, 15 s on 10,000 (random 384-d rows, busy 2-core machine); the silhouette is
+    # computed on 3,000 of them anyway.
+    probe = sample[order[: max(_PROBE_SIZE, silhouette_size)]]
     scored = probe[:silhouette_size]
     distances = _pairwise(scored)
     k_scores: dict[int, float] = {}
@@ -307,10 +317,10 @@ def _silhouette(distances: np.ndarray, labels: np.ndarray) -> float | None:
 
 def _silhouette_by_k(probe: np.ndarray, distances: np.ndarray, k_range: tuple[int, int], seed: int) -> dict[int, float]:
     """Silhouette of k-means on ``probe`` for every k; the pairwise distances are computed once."""
+    ks = list(range(k_range[0], min(k_range[1], len(probe) - 1) + 1))
     scores: dict[int, float] = {}
-    for k in range(k_range[0], min(k_range[1], len(probe) - 1) + 1):
-        labels = _kmeans(probe, k, seed).labels_
-        score = _silhouette(distances, labels[: len(distances)])
+    for k, model in zip(ks, _fit_best(probe, ks, seed, minibatch=False), strict=True):
+        score = _silhouette(distances, model.labels_[: len(distances)])
         if score is not None:
             scores[k] = score
     if not scores:
@@ -318,37 +328,69 @@ def _silhouette_by_k(probe: np.ndarray, distances: np.ndarray, k_range: tuple[in
     return scores
 
 
-def _kmeans(X: np.ndarray, k: int, seed: int, *, minibatch: bool = False) -> Any:
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
-    # Above the threshold the sample is large (50,000 rows): MiniBatchKMeans finds the basin in
-    # well under a second, then Lloyd iterations from its centres settle it (about 1 s more). On
-    # small sets MiniBatchKMeans alone loses 0.04-0.07 NMI to KMeans (docs/segmentation.md).
-    # One thread: KMeans sums per-thread partial centroids, so its result depends (in the last
-    # bits) on the thread count; pinned, segments are the same on every machine. On a busy
-    # 2-core machine, OpenMP's spin-waiting also made 2 threads 10x SLOWER than 1 on these small
-    # mini-batches (docs/segmentation.md).
-    with warnings.catch_warnings(), threadpool_limits(1):
-        # Fewer distinct rows than k: the empty segments are dropped in Segmenter.from_sample.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        if not minibatch:
-            return KMeans(k, random_state=seed, n_init=3).fit(X)
-        rough = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=2048).fit(X)
-        return KMeans(k, init=rough.cluster_centers_, n_init=1, random_state=seed).fit(X)
-
-
 def _kmeans_centroids(X: np.ndarray, k: int, seed: int, *, minibatch: bool) -> np.ndarray:
-    return np.asarray(_kmeans(X, min(k, len(X)), seed, minibatch=minibatch).cluster_centers_, dtype=np.float32)
+    from sklearn.cluster import KMeans
+
+    k = min(k, len(X))
+    (model,) = _fit_best(X, [k], seed, minibatch=minibatch)
+    if minibatch:
+        # At most 20 Lloyd iterations from the mini-batch centres settle them (~0.07 s each at
+        # k=10 on 50,000 rows; uncapped, structureless data took 190).
+        with _single_threaded():
+            model = KMeans(k, init=model.cluster_centers_, n_init=1, max_iter=20, random_state=seed).fit(X)
+    return np.asarray(model.cluster_centers_, dtype=np.float32)
+
+
+def _fit_best(X: np.ndarray, ks: list[int], seed: int, *, minibatch: bool) -> list[Any]:
+    """For each k, the lowest-inertia of 3 seeded k-means runs (KMeans, or MiniBatchKMeans).
+
+    Below the threshold: ``KMeans`` (3 runs = scikit-learn's ``n_init=3``). Above it the sample
+    is large (50,000 rows) and ``MiniBatchKMeans`` takes about a second per run; on small sets it
+    loses 0.04-0.07 NMI to KMeans (docs/segmentation.md), hence the threshold. Three runs: with a
+    blob of 1% of the rows, single runs ranged 0.93-1.00 NMI, the best of three 0.95-1.00.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    def fit(k: int, run: int) -> Any:
+        with controller.limit(limits=1, user_api="openmp"):  # OpenMP's limit is per thread
+            if minibatch:
+                return MiniBatchKMeans(k, random_state=_derived(seed, run), n_init=3, batch_size=2048).fit(X)
+            return KMeans(k, random_state=_derived(seed, run), n_init=1).fit(X)
+
+    tasks = [(k, run) for k in ks for run in range(3)]
+    with _single_threaded() as controller, ThreadPoolExecutor(min(len(tasks), os.cpu_count() or 1)) as pool:
+        models = list(pool.map(lambda task: fit(*task), tasks))
+    return [min(models[3 * i : 3 * i + 3], key=lambda m: float(m.inertia_)) for i in range(len(ks))]
+
+
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[Any]:
+    """Each fit on one thread; independent fits run side by side instead (``_fit_best``).
+
+    KMeans sums per-thread partial centroids, so its result depends (in the last bits) on the
+    thread count: pinned to one, segments are the same on every machine. On a busy 2-core
+    machine OpenMP's spin-waiting also made 2 threads 10x SLOWER than 1 on small mini-batches.
+    Fewer distinct rows than k only warns: Segmenter.from_sample drops the empty segments.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    with warnings.catch_warnings(), controller.limit(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield controller
+
+
+def _derived(seed: int, stream: int) -> int:
+    """An independent 32-bit seed for sub-task ``stream`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
 def _hdbscan_centroids(X: np.ndarray, min_cluster_size: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.cluster import HDBSCAN
-    from threadpoolctl import threadpool_limits
 
     size = min_cluster_size or max(10, len(X) // 100)
-    with threadpool_limits(1):  # as in _kmeans
+    with _single_threaded():
         labels = HDBSCAN(min_cluster_size=size, copy=True).fit(X).labels_
     found = np.unique(labels[labels >= 0])
     if found.size == 0:
@@ -450,7 +492,7 @@ class Segmenter:
             raise ValueError(f"features must have shape (n, {self.dim}) like the fitted rows; got {X.shape}")
         labels, own, second = _nearest(X, self.centroids, self._sq_norms)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scores = np.where(second > 0, (second - own) / second, 1.0)
+            scores = np.where(np.isfinite(second) & (second > 0), (second - own) / second, 1.0)  # k=1: 1
         scores = np.clip(scores, 0.0, 1.0).astype(np.float32)
         return Assignment(labels, scores, own, own > self.thresholds[labels])
 

@@ -94,6 +94,12 @@ def test_keywords_of_a_toy_corpus(corpus: dict[int, list[str]], expected: tuple[
     assert all(w not in STOP for top in keywords.values() for term, _ in top for w in term.split())
 
 
+def test_extra_stop_words_are_ignored() -> None:
+    collector = KeywordCollector(extra_stop_words=["Colis"])
+    collector.add([0] * 4 + [1] * 4, [t for texts in FRENCH.values() for t in texts])
+    assert all("colis" not in term for term, _ in collector.keywords(20)[0])
+
+
 def test_class_tfidf_matches_the_bertopic_formula() -> None:
     docs = [t for texts in FRENCH.values() for t in texts] + [t for texts in ENGLISH.values() for t in texts]
     classes = [0] * 4 + [1] * 4 + [2] * 3 + [3] * 3

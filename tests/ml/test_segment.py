@@ -148,7 +148,7 @@ def test_same_seed_same_segments_whatever_the_batch_size() -> None:
 def test_streaming_fit_equals_kmeans_on_all_rows_in_memory() -> None:
     X, _ = blobs((200, 150, 150, 100), seed=5, spread=0.6)
     segmenter = fit_segmenter(batched(X, 50), len(X), k=4, seed=3)
-    reference = KMeans(4, random_state=3, n_init=3).fit(X)
+    reference = KMeans(4, random_state=0, n_init=10).fit(X)
     expected = Segmenter.from_sample(reference.cluster_centers_, X)
     np.testing.assert_allclose(segmenter.centroids, expected.centroids, rtol=1e-5, atol=1e-6)
     assert adjusted_rand_score(reference.labels_, segmenter.assign(X).labels) == 1.0
@@ -182,6 +182,16 @@ def test_scores_are_between_zero_and_one_and_highest_at_the_centre() -> None:
     assert ((assigned.scores >= 0) & (assigned.scores <= 1)).all()
     assert assigned.scores[-3:-1].tolist() == [1.0, 1.0]
     assert assigned.scores[-1] == pytest.approx(0.0, abs=1e-3)  # halfway between the two centres
+
+
+def test_identical_rows_give_one_segment_and_auto_says_why() -> None:
+    X = np.ones((50, 4), dtype=np.float32)
+    segmenter = fit_segmenter(lambda: iter([X]), 50, k=3)
+    assigned = segmenter.assign(X)
+    assert segmenter.k == 1 and segmenter.silhouette is None
+    assert assigned.scores.tolist() == [1.0] * 50 and not assigned.outliers.any()
+    with pytest.raises(ValueError, match="give k explicitly"):
+        fit_segmenter(lambda: iter([X]), 50, k="auto")
 
 
 def test_hdbscan_finds_blobs_and_flags_noise() -> None:
