@@ -198,7 +198,7 @@ def fit_segmenter(
     n: int,
     *,
     k: int | Literal["auto"] = "auto",
-    k_range: tuple[int, int] = (2, 12),
+    k_range: tuple[int, int] = (4, 12),
     algorithm: Algorithm = "kmeans",
     seed: int = 0,
     sample_size: int = 50_000,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -77,6 +77,40 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
     return vectors
+
+
+def length_batches(lengths: Sequence[int], budget: int, max_items: int) -> list[list[int]]:
+    """Group the indices of ``lengths`` for a model that pads every call to its longest input.
+
+    Longest first (ties keep their order), so each group's first item is its longest and the
+    runtime's memory arena reaches its largest size on the first call and is reused afterwards;
+    each group's padded size ``len(group) * longest`` stays within ``budget`` (an item over the
+    budget goes alone) and a group holds at most ``max_items``.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    longest = 1
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if current and (len(current) >= max_items or (len(current) + 1) * longest > budget):
+            groups.append(current)
+            current = []
+        if not current:
+            longest = max(int(lengths[i]), 1)
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def embed_by_length(texts: Sequence[str], lengths: Sequence[int], budget: int, max_items: int, dim: int,
+                    call: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """``call`` on the :func:`length_batches` groups of ``texts``; rows come back in input order."""
+    import numpy as np
+
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    for group in length_batches(lengths, budget, max_items):
+        out[group] = call([texts[i] for i in group])
+    return out
 
 
 class Embedder(Provider):

@@ -15,10 +15,14 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import structlog
 from pydantic import Field, field_validator, model_validator
 
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
 from matcha.steps.vectors import vectors_of
+
+log = structlog.get_logger("matcha.step")
+WEAK_SILHOUETTE = 0.1  # under it, Kaufman and Rousseeuw's "no substantial structure" and then some
 
 
 class ClusterConfig(StepConfig):
@@ -29,7 +33,8 @@ class ClusterConfig(StepConfig):
         "{field: weight} (weight 1.0 gives a field as much say as the whole text vector).")
     k: int | Literal["auto"] = Field("auto", description="Number of segments, or `auto` (best silhouette "
                                      "over `k_range`).")
-    k_range: tuple[int, int] = Field((2, 12), description="Range of k tried by `k: auto` (inclusive).")
+    k_range: tuple[int, int] = Field((4, 12), description="Range of k tried by `k: auto` (inclusive). It starts "
+                                     "at 4: on text the silhouette peaks at 2 by a hair, and 2 segments say little.")
     algorithm: Literal["kmeans", "hdbscan"] = Field("kmeans", description="k-means, or HDBSCAN (density; "
                                                     "finds k itself and flags noise as outliers).")
     seed: int = Field(0, description="Same input and seed give the same segments.")
@@ -117,11 +122,12 @@ class ClusterStep(Step):
         k: Any = cfg.k
         if isinstance(k, int) and k > len(sample):
             raise ValueError(f"k is {k} but there are only {len(sample)} records with a vector")
+        high = max(2, min(cfg.k_range[1], len(sample) - 1))  # a small input narrows the range tried
         segmenter = fit_segmenter(
-            lambda: iter([sample]), len(sample), k=k, k_range=(cfg.k_range[0], min(cfg.k_range[1], len(sample) - 1)),
+            lambda: iter([sample]), len(sample), k=k, k_range=(min(cfg.k_range[0], high), high),
             algorithm=cfg.algorithm, seed=cfg.seed, sample_size=len(sample),
             minibatch_threshold=len(sample) - 1 if keep < n else len(sample))
-        return {"segmenter": segmenter.to_state(), "features": _builder_state(builder), "records": n,
+        return {"segmenter": segmenter.to_state(), "features": builder.to_state(), "records": n,
                 "vectors": self._field}
 
     def warm_up(self, ctx: StepContext) -> None:
@@ -162,26 +168,21 @@ class ClusterStep(Step):
                 if pairs:
                     agreement.add([p[0] for p in pairs], [p[1] for p in pairs])
         figures["outliers"] = outliers
+        if isinstance(figures["silhouette"], float) and figures["silhouette"] < WEAK_SILHOUETTE:
+            log.warning("segments overlap a lot", step=self.id, silhouette=figures["silhouette"],
+                            hint="read them as broad tendencies; with k: auto, k_range or numeric weights "
+                            "change what is found")
         if label and agreement.n:
             figures.update(labels_field=label, nmi=round(agreement.nmi(), 4), ari=round(agreement.ari(), 4))
         return figures
 
 
-def _builder_state(b: Any) -> dict[str, Any]:
-    """What transform needs of a fitted FeatureBuilder, as JSON."""
-    return {"fields": b.numeric_fields, "weights": b.weights.tolist(), "count": b.count.tolist(),
-            "mean": b.mean.tolist(), "m2": b._m2.tolist(), "missing": b.missing.tolist(), "n_vectors": b.n_vectors,
-            "vector_sum": None if b._vector_sum is None else b._vector_sum.tolist(), "square_sum": b._square_sum}
-
-
 def _builder_from(cls: Any, state: dict[str, Any]) -> Any:
-    b = cls(state["fields"], dict(zip(state["fields"], state["weights"], strict=True)))
-    b.count = np.array(state["count"], dtype=np.int64)
-    b.mean, b._m2 = np.array(state["mean"]), np.array(state["m2"])
-    b.missing = np.array(state["missing"], dtype=np.int64)
-    b.n_vectors, b._square_sum = state["n_vectors"], state["square_sum"]
-    b._vector_sum = None if state["vector_sum"] is None else np.array(state["vector_sum"])
-    return b
+    """A fitted FeatureBuilder from a saved state (states saved before the builder had its own
+    ``to_state`` named the numeric fields ``fields``)."""
+    if "fields" in state and "numeric_fields" not in state:
+        state = {**state, "numeric_fields": state["fields"]}
+    return cls.from_state(state)
 
 
 def _round(value: Any) -> Any:

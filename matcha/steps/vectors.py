@@ -7,6 +7,7 @@ batch of records into a matrix with one cache query per batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -44,4 +45,13 @@ def vectors_of(ctx: StepContext, batch: list[Record], field: str
         rows.append(np.frombuffer(blob, dtype=np.float32))
     if not rows:
         return keep, np.zeros((0, 0), dtype=np.float32), bad
+    sizes = Counter(len(r) for r in rows)
+    if len(sizes) > 1:  # vectors of two models in one field: keep the most common size, quarantine the rest
+        dim = sizes.most_common(1)[0][0]
+        for rec, row in zip(keep, rows, strict=True):
+            if len(row) != dim:
+                bad.append((rec, f"the vector in field '{field}' has {len(row)} dimensions where the others have "
+                                 f"{dim}; embed every record of this field with the same model"))
+        pairs = [(rec, row) for rec, row in zip(keep, rows, strict=True) if len(row) == dim]
+        keep, rows = [p[0] for p in pairs], [p[1] for p in pairs]
     return keep, np.vstack(rows), bad

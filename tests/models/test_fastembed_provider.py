@@ -16,6 +16,7 @@ import pytest
 from model_fixtures import tmp_cache  # noqa: F401
 
 from matcha.errors import ModelUnavailable
+from matcha.ml.fewshot import builtin_sentiment_examples
 from matcha.models import bundle
 from matcha.models.base import PROVIDERS
 from matcha.models.fastembed_provider import FastEmbedConfig, FastEmbedProvider
@@ -58,25 +59,58 @@ def test_empty_input(embedder: FastEmbedProvider) -> None:
     assert embedder.embed([]).shape == (0, 384)
 
 
-def test_batch_size_reaches_fastembed(monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = FastEmbedProvider("embed", FastEmbedConfig(batch_size=7))
+def mixed_texts() -> list[str]:
+    """Real sentences of many lengths, up to a page far over the model's 512 tokens."""
+    sentences = [t for t, _ in builtin_sentiment_examples()]
+    texts = [" ".join(sentences[i:i + 1 + i % 9]) for i in range(0, 300, 7)]
+    return [*texts, " ".join(sentences[300:700]), "", "ok", "ok"]
+
+
+def test_same_vectors_as_fastembed_batching_and_unbatched_calls(embedder: FastEmbedProvider) -> None:
+    from fastembed import TextEmbedding
+
+    raw = TextEmbedding(bundle.EMBED_MODEL, specific_model_path=str(bundle.default_embed_model_dir()))
+    texts = mixed_texts()
+    ours = embedder.embed(texts)
+    np.testing.assert_allclose(ours, np.stack(list(raw.embed(texts))), atol=1e-5)  # fastembed's batch 256
+    np.testing.assert_allclose(ours, np.stack([next(iter(raw.embed([t]))) for t in texts]), atol=1e-5)
+
+
+def test_calls_are_grouped_by_length_within_the_token_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = FastEmbedProvider("embed", FastEmbedConfig(batch_size=7, max_batch_tokens=600))
     provider.load()
-    seen: list[Any] = []
+    seen: list[list[str]] = []
     real = provider._model.embed
 
     def spy(texts: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("batch_size"))
+        assert kwargs["batch_size"] == len(texts)
+        seen.append(texts)
         return real(texts, **kwargs)
 
     monkeypatch.setattr(provider._model, "embed", spy)
-    assert provider.embed(["a", "b", "c"]).shape == (3, 384)
-    assert seen == [7]
+    texts = mixed_texts()
+    assert provider.embed(texts).shape == (len(texts), 384)
+    tokenizer = provider._model.model.tokenizer  # fastembed's own: truncates at 512 and pads
+    for batch in seen:
+        padded = len(tokenizer.encode_batch(batch)[0].ids)
+        assert len(batch) <= 7 and (len(batch) * padded <= 600 or len(batch) == 1), (len(batch), padded)
+    assert sorted(t for batch in seen for t in batch) == sorted(texts)
     provider.close()
+
+
+def test_token_lengths_are_the_models_own(embedder: FastEmbedProvider) -> None:
+    texts = mixed_texts()
+    counted = [len(e.ids) for e in embedder._counter.encode_batch(texts)]  # truncated at 512
+    assert embedder.token_lengths(texts) == counted
+    assert max(counted) == 512 and embedder.token_lengths(["ok"]) == [3]  # [CLS] ok [SEP]
+    # Over 8,192 characters only a prefix is counted, and a text counts as full length: an
+    # overestimate at worst (this one is a single unknown word: 3 tokens).
+    assert embedder.token_lengths(["é" * 20_000, "word " * 3_000]) == [512, 512]
 
 
 def test_fingerprint_ignores_runtime_knobs() -> None:
     base = FastEmbedProvider("e", FastEmbedConfig()).fingerprint
-    assert FastEmbedProvider("e", FastEmbedConfig(batch_size=8, threads=1)).fingerprint == base
+    assert FastEmbedProvider("e", FastEmbedConfig(batch_size=8, threads=1, max_batch_tokens=9)).fingerprint == base
     assert FastEmbedProvider("e", FastEmbedConfig(model="BAAI/bge-small-en-v1.5")).fingerprint != base
 
 

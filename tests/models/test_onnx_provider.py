@@ -10,6 +10,7 @@ import pytest
 from model_fixtures import tmp_cache  # noqa: F401
 
 from matcha.errors import ModelUnavailable
+from matcha.ml.fewshot import builtin_sentiment_examples
 from matcha.models import bundle
 from matcha.models.onnx_provider import OnnxEmbedProvider
 
@@ -45,6 +46,57 @@ def test_batches_barely_change_vectors(use: OnnxEmbedProvider) -> None:
     small = OnnxEmbedProvider("x", OnnxEmbedProvider.Config(batch_size=2))
     cosines = np.sum(small.embed(texts) * use.embed(texts), axis=1)
     assert cosines.min() > 0.995, cosines
+
+
+def mixed_texts() -> list[str]:
+    """Real sentences of many lengths: single ones, paragraphs, a page (about 9,300 characters)."""
+    sentences = [t for t, _ in builtin_sentiment_examples()]
+    texts = [" ".join(sentences[i:i + 1 + i % 9]) for i in range(0, 600, 7)]
+    return [*texts, " ".join(sentences[600:780]), "", "ok"]
+
+
+def unbatched(provider: OnnxEmbedProvider, texts: list[str]) -> np.ndarray:
+    rows = np.vstack([provider._run([t]) for t in texts])
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_grouped_calls_keep_the_vectors_of_unbatched_calls(use: OnnxEmbedProvider) -> None:
+    """Vectors equal those of one call per text up to the per-call quantization above (no better
+    is possible: the graph scales activations per call), and exactly for a text alone in its call;
+    each row belongs to its own text."""
+    texts = mixed_texts()
+    grouped, alone = use.embed(texts), unbatched(use, texts)
+    cosines = np.sum(grouped * alone, axis=1)
+    assert cosines.min() > 0.995, cosines.min()
+    assert (np.argmax(grouped @ alone.T, axis=1) == np.arange(len(texts))).all()  # order restored
+    page = len(texts) - 3
+    assert len(texts[page]) > use.config.max_batch_chars // 2  # so it is alone in its call
+    np.testing.assert_allclose(grouped[page], alone[page], atol=1e-5)
+    np.testing.assert_array_equal(use.embed(texts), grouped)  # deterministic
+
+
+def test_very_long_texts_are_embedded_in_bounded_calls(use: OnnxEmbedProvider) -> None:
+    """A 60,000-character text goes in 10,000-character pieces; the pieces' average stays close to
+    the vector of the whole text in one call, which takes 500 MB (0.90 here, on a string of
+    unrelated sentences; 0.90-0.99 on real 30,000-60,000-character pages)."""
+    sentences = [t for t, _ in builtin_sentiment_examples()]
+    long = " ".join(sentences)[:60_000]
+    seen: list[int] = []
+    real = use._run
+
+    def spy(batch: list[str]) -> np.ndarray:
+        seen.append(len(batch) * max(map(len, batch)))
+        return real(batch)
+
+    use._run = spy  # type: ignore[method-assign]
+    try:
+        short, vector = use.embed(["Livraison rapide", long])
+    finally:
+        del use._run
+    assert max(seen) <= use.config.max_chars
+    whole = unbatched(use, [long])[0]
+    assert vector @ whole > 0.85, vector @ whole
+    np.testing.assert_allclose(short, unbatched(use, ["Livraison rapide"])[0], atol=1e-5)
 
 
 def test_fingerprint_ignores_execution_settings() -> None:

@@ -82,7 +82,7 @@ def test_same_seed_same_segments_and_k_auto(customers: Path) -> None:
     seg = {r["id"]: r["segment"] for r in a.records("cluster")}
     assert seg == {r["id"]: r["segment"] for r in b.records("cluster")}
     extra = {s.step_id: s for s in a.steps()}["cluster"].extra
-    assert 2 <= extra["k"] <= 12 and len(extra["k_scores"]) == 11
+    assert 4 <= extra["k"] <= 12 and len(extra["k_scores"]) == 9
 
 
 @pytest.mark.unit
