@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from matcha.errors import RunError
+from matcha.runtime import codec
 from matcha.runtime.store_review import ReviewTables
 from matcha.secrets import mask, mask_obj
 
@@ -111,7 +112,7 @@ class Artifact:
 
 
 def _dump(data: Any) -> str:
-    return json.dumps(mask_obj(data), ensure_ascii=False, default=str)
+    return codec.dumps(mask_obj(data))
 
 
 class RunStore(ReviewTables):
@@ -292,7 +293,7 @@ class RunStore(ReviewTables):
             db.executemany(
                 "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?)",
                 [(run, step, seq, status, mask(reason) if reason else None, _dump(data) if data else "{}",
-                  json.dumps(list(gone)) if gone else None, link)
+                  codec.dumps(list(gone)) if gone else None, link)
                  for seq, status, reason, data, gone, link in rows])
 
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
@@ -315,7 +316,6 @@ class RunStore(ReviewTables):
                     f"AND d.step={self.skey(run_id, skip_step)} AND d.seq=rows.seq)")
         need = [self.skey(run_id, s) for s in needs]
         order = {self.skey(run_id, s): i for i, s in enumerate(lineage)}
-        lin = ",".join(str(k) for k in order)
         db = self._conn()
         last = -1
         while True:
@@ -329,23 +329,24 @@ class RunStore(ReviewTables):
             if not seqs:
                 return
             lo, hi = seqs[0], seqs[-1]
-            parts: dict[int, list[tuple[int, str, str | None]]] = {s: [] for s in seqs}
-            for step, seq, st, data, gone in db.execute(
-                    f"SELECT step, seq, status, data, gone FROM rows WHERE run=? AND step IN ({lin}) "
-                    "AND seq BETWEEN ? AND ?", (run, lo, hi)):
-                p = parts.get(seq)
-                if p is not None and (st == "out" or st == status):
-                    p.append((order[step], data, gone))
             ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                                   (run, lo, hi)).fetchall())
-            batch = []
-            for seq in seqs:
-                rec: Record = {}
-                for _, data, gone in sorted(parts[seq], key=_first):
-                    rec.update(json.loads(data))
+            recs: dict[int, Record] = {seq: {} for seq in seqs}
+            # one ordered range read per step of the lineage, oldest first: later steps' fields win
+            for step in order:
+                for seq, st, data, gone in db.execute(
+                        "SELECT seq, status, data, gone FROM rows WHERE run=? AND step=? AND seq BETWEEN ? AND ?",
+                        (run, step, lo, hi)):
+                    rec = recs.get(seq)
+                    if rec is None or (st != "out" and st != status):
+                        continue
+                    if data and data != "{}":
+                        rec.update(codec.loads(data))
                     if gone:
-                        for k in json.loads(gone):
+                        for k in codec.loads(gone):
                             rec.pop(k, None)
+            batch = []
+            for seq, rec in recs.items():
                 rid = ids.get(seq, f"#{seq}")
                 rec["id"] = rid
                 batch.append((rid, seq, rec))
@@ -524,10 +525,6 @@ def sha256_text(text: str) -> str:
 
 def sha256_bytes(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
-
-
-def _first(part: tuple[int, str, str | None]) -> int:
-    return part[0]
 
 
 def _public(step_id: str) -> str:
