@@ -47,7 +47,7 @@ steps:
   - {{id: embed, type: embed, with: {{field: text, model: fast}}}}
   - id: cluster
     type: cluster
-    with: {{k: {k}, numeric: {{orders: 0.3, revenue: 0.3}}, labels_field: theme}}
+    with: {{k: {k}, labels_field: theme}}   # the same vectors as the baseline: no numeric fields
   - {{id: segments, type: describe_segments, with: {{text: text, numeric: [orders, revenue]}}}}
   - {{id: report, type: report}}
 """

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from json import encoder, scanner
 from typing import Any
 
-_scan = scanner.make_scanner(json.JSONDecoder())
+_scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _encode: Callable[[Any, int], Any] | None = None
-if encoder.c_make_encoder is not None:  # CPython: the C encoder, without circular-reference markers
-    _encode = encoder.c_make_encoder(None, str, encoder.encode_basestring, None, ": ", ", ", False, False, True)
+_c_make_encoder = getattr(encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # CPython: the C encoder, without circular-reference markers
+    _encode = _c_make_encoder(None, str, encoder.encode_basestring, None, ": ", ", ", False, False, True)
 
 
 def loads(text: str) -> Any:
