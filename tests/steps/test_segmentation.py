@@ -115,7 +115,7 @@ steps:
   - id: segments
     type: describe_segments
     with: {text: feedback, model: default-generator}
-  - {id: review, type: approval, with: {field: brief, context: [name]}}
+  - {id: review, type: approval, with: {field: name, context: [brief]}}  # a name is always there (model or keywords)
   - {id: publish, type: publish, with: {connector: outbox}}
 """
 
