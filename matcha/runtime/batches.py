@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 import structlog
 
 from matcha.errors import MatchaError, StepError
+from matcha.runtime import codec
 from matcha.runtime.faults import crash_point
-from matcha.runtime.store import Row
+from matcha.runtime.store import Row, encode_data
 from matcha.secrets import mask
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
 
@@ -61,30 +62,76 @@ def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
             rows = [r for r in rows if r[1] not in done]
         if not rows:
             continue
-        seqs: dict[str, int] = {}
-        before: dict[str, Record] = {}
-        batch: list[Record] = []
-        outcome = BatchOutcome()
-        deep = step.mutates_nested
-        for rid, seq, rec in rows:
-            rec["id"] = rid
-            seqs[rid] = seq
-            if not new:
-                before[rid] = _deep_copy(rec) if deep else dict(rec)
-            if when is None or when(rec):
-                batch.append(rec)
-            else:
-                outcome.dropped.append((rec, "condition `when` not met"))
-        if batch:
-            result = handler(batch)
-            check_ids(result, {r["id"] for r in batch}, ctx.step_id)
-            outcome.out += result.out
-            outcome.dropped += result.dropped
-            outcome.quarantined += result.quarantined
-        write_outcome(ctx, outcome, seqs, before)
-        crash_point(f"batch.written:{ctx.step_id}")
+        handle_rows(step, ctx, handler, when, rows, new=new)
         progressed += len(rows)
         ctx.progress(ctx.step_id, progressed, total)
+
+
+def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows: list[tuple[str, int, Record]],
+                *, new: bool = False) -> list[tuple[str, int, Record]]:
+    """One batch through ``handler``, its outcome written; returns the records the step passed on,
+    in seq order, exactly as a later read of the store gives them (the rows just written, decoded)."""
+    seqs: dict[str, int] = {}
+    before: dict[str, Record] = {}
+    batch: list[Record] = []
+    outcome = BatchOutcome()
+    deep = step.mutates_nested
+    for rid, seq, rec in rows:
+        rec["id"] = rid
+        seqs[rid] = seq
+        if not new:
+            before[rid] = _deep_copy(rec) if deep else dict(rec)
+        if when is None or when(rec):
+            batch.append(rec)
+        else:
+            outcome.dropped.append((rec, "condition `when` not met"))
+    if batch:
+        result = handler(batch)
+        check_ids(result, {r["id"] for r in batch}, ctx.step_id)
+        outcome.out += result.out
+        outcome.dropped += result.dropped
+        outcome.quarantined += result.quarantined
+    passed: list[tuple[str, int, str, list[str]]] = []
+    write_outcome(ctx, outcome, seqs, before, passed=passed)
+    crash_point(f"batch.written:{ctx.step_id}")
+    out = []
+    for rid, seq, text, gone in sorted(passed, key=lambda p: p[1]):
+        rec = dict(before.get(rid) or {})
+        rec.update(codec.loads(text))
+        for k in gone:
+            rec.pop(k, None)
+        rec["id"] = rid
+        out.append((rid, seq, rec))
+    return out
+
+
+def run_chain(links: list[tuple[Step, StepContext, When, str]],
+              on_failure: Callable[[str], None] = lambda step_id: None) -> None:
+    """Run consecutive per-batch steps on each batch in memory, one after the other.
+
+    The first step reads its input from the store; each later step gets the records the one before
+    passed on, as the store now holds them (decoded from the rows just written), so a step sees the
+    same records whether or not it runs in a chain. Every step writes its own rows as it would
+    alone; a batch a later step already wrote part of (a resumed run) is left to that step's own
+    pass, which handles whatever the chain did not."""
+    handlers = [processing(step, ctx, on_error) for step, ctx, _when, on_error in links]
+    first = links[0][1]
+    total = first.store.count_input(first.run_id, first.needs)
+    progressed = [first.store.count_rows(ctx.run_id, ctx.step_id) for _s, ctx, _w, _e in links]
+    for rows in input_batches(first):
+        for i, (step, ctx, when, _on_error) in enumerate(links):
+            if i and ctx.store.done_seqs(ctx.run_id, ctx.step_id, rows[0][1], rows[-1][1]):
+                break
+            try:
+                passed = handle_rows(step, ctx, handlers[i], when, rows)
+            except Exception:
+                on_failure(ctx.step_id)
+                raise
+            progressed[i] += len(rows)
+            ctx.progress(ctx.step_id, progressed[i], total if i == 0 else 0)
+            rows = passed
+            if not rows:
+                break
 
 
 def _deep_copy(rec: Record) -> Record:
@@ -104,12 +151,18 @@ def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
 
 
 def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
-                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None) -> None:
+                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None,
+                  passed: list[tuple[str, int, str, list[str]]] | None = None) -> None:
+    """Write a batch's outcome; ``passed`` receives ``(id, seq, stored JSON, removed fields)`` of
+    each record passed on."""
     before = before or {}
     rows: list[Row] = []
     for rec in outcome.out:
         data, gone = changes(before.get(rec["id"]), rec)
-        rows.append((seqs[rec["id"]], "out", None, data, gone, None))
+        text = encode_data(data) if data else "{}"
+        rows.append((seqs[rec["id"]], "out", None, text, gone, None))
+        if passed is not None:
+            passed.append((rec["id"], seqs[rec["id"]], text, gone))
     for rec, why in outcome.dropped:
         status = "grouped" if links and rec["id"] in links else "dropped"
         data, gone = changes(before.get(rec["id"]), rec)

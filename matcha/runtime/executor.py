@@ -19,12 +19,12 @@ import structlog
 from matcha.connectors.base import Connector, Source
 from matcha.errors import ConnectorError
 from matcha.models.base import Provider
-from matcha.runtime.batches import upstream_view
+from matcha.runtime.batches import run_chain, upstream_view
 from matcha.runtime.ingest import ingest
 from matcha.runtime.store import RunStore
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, PlannedStep
-from matcha.steps.base import DatasetView, StepContext
+from matcha.steps.base import DatasetView, Step, StepContext
 
 log = structlog.get_logger("matcha.run")
 
@@ -128,10 +128,9 @@ class Runner:
         assert isinstance(conn, Source)
         return conn
 
-    def run_step(self, ps: PlannedStep) -> None:
+    def _context(self, ps: PlannedStep) -> StepContext:
         sid = ps.id
         upstream = self.plan.upstream(sid)
-        self.store.step_started(self.run_id, sid)
         ctx = StepContext(
             run_id=self.run_id, step_id=sid, store=self.store, base_dir=self.plan.base_dir,
             batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
@@ -142,6 +141,12 @@ class Runner:
         ctx.open_view = lambda step_id: self.view(ctx, step_id)
         ctx.artifact_sink = lambda name, content, media: self.store.add_artifact(
             self.run_id, sid, name, content, media, self.artifact_dir)
+        return ctx
+
+    def run_step(self, ps: PlannedStep) -> None:
+        sid = ps.id
+        self.store.step_started(self.run_id, sid)
+        ctx = self._context(ps)
         log.info("step started", run=self.run_id, step=sid, type=ps.step.spec.type)
         try:
             ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
@@ -154,6 +159,55 @@ class Runner:
         c = self.store.step_counts(self.run_id, sid, ps.needs)
         log.info("step finished", run=self.run_id, step=sid, received=c.received, out=c.out,
                  dropped=c.dropped, quarantined=c.quarantined)
+
+    def run_chain(self, chain: list[PlannedStep]) -> None:
+        """Consecutive per-batch steps on each batch in turn (see :func:`batches.run_chain`); then the
+        first step finishes as usual, and each later step's own node picks up what is left (nothing,
+        unless the run is resumed) and finishes it."""
+        for ps in chain:
+            self.store.step_started(self.run_id, ps.id)
+        log.info("steps started together", run=self.run_id, steps=[ps.id for ps in chain])
+        failed: list[str] = []
+        try:
+            run_chain([(ps.step, self._context(ps), ps.when, ps.step.spec.on_error) for ps in chain], failed.append)
+        except Exception:
+            for sid in failed:
+                self.store.step_finished(self.run_id, sid, status="failed")
+            raise
+        self.run_step(chain[0])
+
+
+def chains(plan: Plan) -> dict[str, list[PlannedStep]]:
+    """Runs of consecutive per-batch steps that can share each batch, by their first step: each step
+    of a run is the only consumer of the one before and needs nothing else; approval, publish,
+    dataset-scoped and aggregating steps, and steps with their own way of running, are never in one."""
+    consumers: dict[str, list[str]] = {sid: [] for sid in plan.steps}
+    for ps in plan.steps.values():
+        for need in ps.needs:
+            if need in consumers:
+                consumers[need].append(ps.id)
+
+    def fusible(ps: PlannedStep) -> bool:
+        step = ps.step
+        return (type(step).execute is Step.execute and step.scope == "batch" and not step.aggregates
+                and not step.approves and not step.publishes)
+
+    found: dict[str, list[PlannedStep]] = {}
+    member: set[str] = set()
+    for sid in plan.order():
+        ps = plan.steps[sid]
+        if sid in member or not fusible(ps):
+            continue
+        chain = [ps]
+        while len(consumers[chain[-1].id]) == 1:
+            nxt = plan.steps[consumers[chain[-1].id][0]]
+            if not fusible(nxt) or list(nxt.needs) != [chain[-1].id]:
+                break
+            chain.append(nxt)
+        if len(chain) > 1:
+            found[sid] = chain
+            member.update(p.id for p in chain)
+    return found
 
 
 def _is_interrupt(exc: BaseException) -> bool:
@@ -175,8 +229,9 @@ def compile_graph(plan: Plan, runner_for: Callable[[str], Runner], checkpointer:
     builder.add_node(SOURCE, source_node)
     builder.add_edge(START, SOURCE)
     needed: set[str] = set()
+    heads = chains(plan)
     for ps in plan.steps.values():
-        builder.add_node(ps.id, _step_node(ps, runner_for))
+        builder.add_node(ps.id, _step_node(ps, runner_for, heads.get(ps.id)))
         needs = ps.needs
         needed.update(needs)
         builder.add_edge(needs[0] if len(needs) == 1 else list(needs), ps.id)
@@ -186,9 +241,14 @@ def compile_graph(plan: Plan, runner_for: Callable[[str], Runner], checkpointer:
     return builder.compile(checkpointer=checkpointer)
 
 
-def _step_node(ps: PlannedStep, runner_for: Callable[[str], Runner]) -> Callable[[GraphState], dict[str, Any]]:
+def _step_node(ps: PlannedStep, runner_for: Callable[[str], Runner],
+               chain: list[PlannedStep] | None = None) -> Callable[[GraphState], dict[str, Any]]:
     def node(state: GraphState) -> dict[str, Any]:
-        runner_for(state["run_id"]).run_step(ps)
+        runner = runner_for(state["run_id"])
+        if chain:
+            runner.run_chain(chain)
+        else:
+            runner.run_step(ps)
         return {"completed": [ps.id]}
 
     node.__name__ = f"step_{ps.id}"

@@ -34,7 +34,7 @@ Record = dict[str, Any]
 
 #: What a step writes for one record: ``(seq, status, reason, changed fields, removed fields, link)``;
 #: ``link`` is the seq of the record a ``grouped`` record went into.
-Row = tuple[int, str, str | None, Record, Sequence[str] | None, int | None]
+Row = tuple[int, str, str | None, Record | str, Sequence[str] | None, int | None]  # data: fields, or their JSON
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -111,8 +111,12 @@ class Artifact:
     created_at: float
 
 
-def _dump(data: Any) -> str:
+def encode_data(data: Any) -> str:
+    """A record's fields as the store keeps them: JSON, secrets masked."""
     return codec.dumps(mask_obj(data))
+
+
+_dump = encode_data
 
 
 class RunStore(ReviewTables):
@@ -292,7 +296,8 @@ class RunStore(ReviewTables):
         with self.tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?)",
-                [(run, step, seq, status, mask(reason) if reason else None, _dump(data) if data else "{}",
+                [(run, step, seq, status, mask(reason) if reason else None,
+                  data if isinstance(data, str) else _dump(data) if data else "{}",
                   codec.dumps(list(gone)) if gone else None, link)
                  for seq, status, reason, data, gone, link in rows])
 
