@@ -55,10 +55,13 @@ def test_sigkill_mid_step_then_resume(project: Path, cli: Cli) -> None:
     (project / "counters" / "no_sleep").touch()
     resumed = json.loads(cli("resume", "k1", "--json").stdout)
     assert resumed["status"] == "waiting_for_approval"
-    assert counter(project, "upper") == ["m1", "m2", "m3", "m4", "m5", "m6"]  # finished step: not re-run
-    # m1, m2 were done before the kill; m3, m4 were in flight and are redone; nothing else twice
-    assert counter(project, "slow") == ["m1", "m2", "m3", "m4", "m3", "m4", "m5", "m6"]
-    assert counter(project, "draft") == ["m1", "m2", "m3", "m4", "m5", "m6"]
+    assert counter(project, "upper") == ["m1", "m2", "m3", "m4", "m5", "m6"]  # what it wrote: never redone
+    # m1, m2 were done before the kill; m3, m4 were in flight and are redone; nothing else twice.
+    # upper, slow and draft run as a chain: on resume the chain takes m5, m6 through both steps first,
+    # then slow's own pass redoes m3, m4, so the order after the kill may vary
+    slow = counter(project, "slow")
+    assert slow[:4] == ["m1", "m2", "m3", "m4"] and sorted(slow[4:]) == ["m3", "m4", "m5", "m6"]
+    assert sorted(counter(project, "draft")) == ["m1", "m2", "m3", "m4", "m5", "m6"]  # each once
     done = json.loads(cli("approve", "k1", "--all", "--json").stdout)
     assert done["status"] == "succeeded"
     assert set(published(project)) == {"m1", "m2", "m3", "m4", "m5", "m6"}
