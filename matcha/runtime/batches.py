@@ -68,9 +68,10 @@ def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
 
 
 def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows: list[tuple[str, int, Record]],
-                *, new: bool = False) -> list[tuple[str, int, Record]]:
-    """One batch through ``handler``, its outcome written; returns the records the step passed on,
-    in seq order, exactly as a later read of the store gives them (the rows just written, decoded)."""
+                *, new: bool = False, collect: bool = False) -> list[tuple[str, int, Record]]:
+    """One batch through ``handler``, its outcome written. With ``collect``, returns the records the
+    step passed on, in seq order, exactly as a later read of the store gives them (the rows just
+    written, decoded): the input of the next step of a chain."""
     seqs: dict[str, int] = {}
     before: dict[str, Record] = {}
     batch: list[Record] = []
@@ -92,7 +93,7 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
         outcome.dropped += result.dropped
         outcome.quarantined += result.quarantined
     passed: list[tuple[str, int, str, list[str]]] = []
-    write_outcome(ctx, outcome, seqs, before, passed=passed)
+    write_outcome(ctx, outcome, seqs, before, passed=passed if collect else None)
     crash_point(f"batch.written:{ctx.step_id}")
     out = []
     for rid, seq, text, gone in sorted(passed, key=lambda p: p[1]):
@@ -123,7 +124,7 @@ def run_chain(links: list[tuple[Step, StepContext, When, str]],
             if i and ctx.store.done_seqs(ctx.run_id, ctx.step_id, rows[0][1], rows[-1][1]):
                 break
             try:
-                passed = handle_rows(step, ctx, handlers[i], when, rows)
+                passed = handle_rows(step, ctx, handlers[i], when, rows, collect=i + 1 < len(links))
             except Exception:
                 on_failure(ctx.step_id)
                 raise
