@@ -116,8 +116,6 @@ def encode_data(data: Any) -> str:
     return codec.dumps(mask_obj(data))
 
 
-_dump = encode_data
-
 
 class RunStore(ReviewTables):
     """Thread-safe access to one SQLite run store (one connection per thread)."""
@@ -252,7 +250,7 @@ class RunStore(ReviewTables):
                            [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
             db.executemany("INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,NULL,NULL)",
                            [(run, step, seq, status, mask(reason) if reason else None,
-                             _dump({k: v for k, v in data.items() if k != "id"}))
+                             encode_data({k: v for k, v in data.items() if k != "id"}))
                             for _rid, seq, status, reason, data in rows])
 
     def make_items(self, run_id: str, step_id: str, record_ids: list[str]) -> dict[str, int]:
@@ -297,7 +295,7 @@ class RunStore(ReviewTables):
             db.executemany(
                 "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?)",
                 [(run, step, seq, status, mask(reason) if reason else None,
-                  data if isinstance(data, str) else _dump(data) if data else "{}",
+                  data if isinstance(data, str) else encode_data(data) if data else "{}",
                   codec.dumps(list(gone)) if gone else None, link)
                  for seq, status, reason, data, gone, link in rows])
 
@@ -320,7 +318,7 @@ class RunStore(ReviewTables):
             skip = (f" AND NOT EXISTS (SELECT 1 FROM rows d WHERE d.run={run} "
                     f"AND d.step={self.skey(run_id, skip_step)} AND d.seq=rows.seq)")
         need = [self.skey(run_id, s) for s in needs]
-        order = {self.skey(run_id, s): i for i, s in enumerate(lineage)}
+        order = [self.skey(run_id, s) for s in lineage]
         db = self._conn()
         last = -1
         while True:
