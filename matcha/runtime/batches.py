@@ -14,14 +14,13 @@ quarantined (``on_error: quarantine``) or fail the run.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 import structlog
 
 from matcha.errors import MatchaError, StepError
-from matcha.runtime import codec
 from matcha.runtime.faults import crash_point
-from matcha.runtime.store import Row, encode_data
+from matcha.runtime.parts import Row
 from matcha.secrets import mask
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
 
@@ -39,10 +38,15 @@ def describe(exc: BaseException) -> str:
 
 
 # -- the driver -------------------------------------------------------------------------------
-def input_batches(ctx: StepContext, batch_size: int | None = None, *, skip_done: bool = True
-                  ) -> Iterator[list[tuple[str, int, Record]]]:
+def input_batches(ctx: StepContext, batch_size: int | None = None, *, skip_done: bool = True,
+                  fields: Collection[str] | None = None) -> Iterator[list[tuple[str, int, Record]]]:
     return ctx.store.iter_input(ctx.run_id, ctx.lineage, ctx.needs, batch_size or ctx.batch_size,
-                                skip_step=ctx.step_id if skip_done else None)
+                                skip_step=ctx.step_id if skip_done else None, fields=fields)
+
+
+def _reads(step: Step, when: When) -> list[str] | None:
+    """What a dataset-scoped step's passes may read only (see ``Step.reads``)."""
+    return step.reads() if step.scope == "dataset" and when is None else None
 
 
 def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
@@ -56,7 +60,7 @@ def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
         total = store.count_input(ctx.run_id, ctx.needs)
     progressed = store.count_rows(ctx.run_id, ctx.step_id, new=new)
     ctx.progress(ctx.step_id, progressed, total)
-    for rows in (batches if batches is not None else input_batches(ctx)):
+    for rows in (batches if batches is not None else input_batches(ctx, fields=_reads(step, when))):
         if batches is not None:  # given batches are not filtered by the store
             done = store.done_seqs(ctx.run_id, ctx.step_id, rows[0][1], rows[-1][1]) if rows else set()
             rows = [r for r in rows if r[1] not in done]
@@ -92,18 +96,9 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
         outcome.out += result.out
         outcome.dropped += result.dropped
         outcome.quarantined += result.quarantined
-    passed: list[tuple[str, int, str, list[str]]] = []
-    write_outcome(ctx, outcome, seqs, before, passed=passed if collect else None)
+    passed = write_outcome(ctx, outcome, seqs, before, collect=collect, new=new)
     crash_point(f"batch.written:{ctx.step_id}")
-    out = []
-    for rid, seq, text, gone in sorted(passed, key=lambda p: p[1]):
-        rec = dict(before.get(rid) or {})
-        rec.update(codec.loads(text))
-        for k in gone:
-            rec.pop(k, None)
-        rec["id"] = rid
-        out.append((rid, seq, rec))
-    return out
+    return passed
 
 
 def run_chain(links: list[tuple[Step, StepContext, When, str]],
@@ -152,18 +147,16 @@ def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
 
 
 def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
-                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None,
-                  passed: list[tuple[str, int, str, list[str]]] | None = None) -> None:
-    """Write a batch's outcome; ``passed`` receives ``(id, seq, stored JSON, removed fields)`` of
-    each record passed on."""
+                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None, *,
+                  collect: bool = False, new: bool = False) -> list[tuple[str, int, Record]]:
+    """Write a batch's outcome as one part. With ``collect``, returns ``(id, seq, record)`` of each
+    record passed on, in seq order, as a later read of the store gives it: its fields before the
+    step, updated with the changes as stored (JSON-normalised, secrets masked)."""
     before = before or {}
     rows: list[Row] = []
     for rec in outcome.out:
         data, gone = changes(before.get(rec["id"]), rec)
-        text = encode_data(data) if data else "{}"
-        rows.append((seqs[rec["id"]], "out", None, text, gone, None))
-        if passed is not None:
-            passed.append((rec["id"], seqs[rec["id"]], text, gone))
+        rows.append((seqs[rec["id"]], "out", None, data, gone, None))
     for rec, why in outcome.dropped:
         status = "grouped" if links and rec["id"] in links else "dropped"
         data, gone = changes(before.get(rec["id"]), rec)
@@ -172,7 +165,23 @@ def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
         # the whole record, as the step had it: what someone fixing it needs to see
         rows.append((seqs[rec["id"]], "quarantined", why, {k: v for k, v in rec.items() if k != "id"}, None, None))
         log.warning("record quarantined", step=ctx.step_id, record=rec["id"], reason=why)
-    ctx.store.write_rows(ctx.run_id, ctx.step_id, rows)
+    stored = ctx.store.write_rows(ctx.run_id, ctx.step_id, rows, made=new, decoded=collect)
+    if not collect:
+        return []
+    assert stored is not None
+    ids = {seq: rid for rid, seq in seqs.items()}
+    out = []
+    for (seq, status, _why, _data, gone, _link), data in zip(sorted(rows, key=lambda r: r[0]), stored, strict=True):
+        if status != "out":
+            continue
+        rid = ids[seq]
+        rec = dict(before.get(rid) or {})
+        rec.update(data)
+        for k in gone or ():
+            rec.pop(k, None)
+        rec["id"] = rid
+        out.append((rid, seq, rec))
+    return out
 
 
 def check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:
@@ -233,8 +242,10 @@ def _isolate(step: Step, batch: list[Record], ctx: StepContext, on_error: str) -
 def input_view(ctx: StepContext, when: When) -> DatasetView:
     """The step's whole input as a dataset (records failing ``when`` left out)."""
 
-    def batches(size: int | None) -> Iterator[list[Record]]:
-        for rows in input_batches(ctx, size, skip_done=False):
+    def batches(size: int | None, fields: Collection[str] | None) -> Iterator[list[Record]]:
+        rows_of = ctx.store.iter_input(ctx.run_id, ctx.lineage, ctx.needs, size or ctx.batch_size,
+                                       fields=fields if when is None else None)  # `when` may read any field
+        for rows in rows_of:
             recs = [rec for _rid, _seq, rec in rows]
             if when is not None:
                 recs = [r for r in recs if when(r)]
@@ -292,7 +303,7 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
     store = ctx.store
     total = store.count_input(ctx.run_id, ctx.needs)
     progressed = store.count_rows(ctx.run_id, ctx.step_id)
-    for rows in input_batches(ctx):
+    for rows in input_batches(ctx, fields=_reads(step, when)):
         seqs = {rid: seq for rid, seq, _ in rows}
         outcome = BatchOutcome()
         batch = []
@@ -316,8 +327,8 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
 def _own_output(ctx: StepContext) -> DatasetView:
     lineage = [*ctx.lineage, ctx.step_id]
 
-    def batches(size: int | None) -> Iterator[list[Record]]:
-        for rows in ctx.store.iter_input(ctx.run_id, lineage, [ctx.step_id], size or ctx.batch_size):
+    def batches(size: int | None, fields: Collection[str] | None) -> Iterator[list[Record]]:
+        for rows in ctx.store.iter_input(ctx.run_id, lineage, [ctx.step_id], size or ctx.batch_size, fields=fields):
             yield [rec for _rid, _seq, rec in rows]
 
     return DatasetView(ctx.store.count_input(ctx.run_id, [ctx.step_id]), batches)
@@ -326,8 +337,8 @@ def _own_output(ctx: StepContext) -> DatasetView:
 def upstream_view(ctx: StepContext, step_id: str, lineage: list[str]) -> DatasetView:
     """The output of ``step_id`` (merged over ``lineage``, its own lineage plus itself)."""
 
-    def batches(size: int | None) -> Iterator[list[Record]]:
-        for rows in ctx.store.iter_input(ctx.run_id, lineage, [step_id], size or ctx.batch_size):
+    def batches(size: int | None, fields: Collection[str] | None) -> Iterator[list[Record]]:
+        for rows in ctx.store.iter_input(ctx.run_id, lineage, [step_id], size or ctx.batch_size, fields=fields):
             yield [rec for _rid, _seq, rec in rows]
 
     return DatasetView(ctx.store.count_input(ctx.run_id, [step_id]), batches)

@@ -70,8 +70,8 @@ def _prune_cache(db: sqlite3.Connection, oldest_kept: float | None) -> int:
         db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY) WITHOUT ROWID")
         db.execute("DELETE FROM used")
         # vector references live in the rows of embed steps: {"model", "dim", "key": "emb:..."}
-        db.execute("INSERT OR IGNORE INTO used SELECT t.value FROM rows, json_tree(rows.data) AS t "
-                   "WHERE rows.data LIKE '%emb:%' AND t.key = 'key' AND t.value LIKE 'emb:%'")
+        db.execute("INSERT OR IGNORE INTO used SELECT t.value FROM parts, json_tree(parts.data) AS t "
+                   "WHERE parts.data LIKE '%emb:%' AND t.key = 'key' AND t.value LIKE 'emb:%'")
         n = db.execute("DELETE FROM cache WHERE key LIKE 'emb:%' AND key NOT IN (SELECT key FROM used)").rowcount
         if oldest_kept is None:
             n += db.execute("DELETE FROM cache WHERE key NOT LIKE 'emb:%'").rowcount

@@ -4,12 +4,12 @@ SQLite (WAL) under ``.matcha/runs.db`` by default. LangGraph state only carries 
 records live here, so checkpoints stay small whatever the dataset size.
 
 A record is an ``item`` of its run (an integer ``seq`` and its id; ``origin`` says which step made it:
-the source, or an aggregating step). Each step writes one ``row`` per record it received, with a
-status (``out``, ``dropped``, ``quarantined``, or ``grouped`` into a record an aggregating step
-made) and **only the fields the step changed** (``data``; removed fields in ``gone``). A record as
-it leaves a step is the merge of its rows along the step's lineage (the source and every upstream
-step, in order). Step counts are derived from rows, so they always add up, and a re-entered step
-skips the records it already wrote.
+the source, or an aggregating step). Each step writes, per batch, one *part* (see
+:mod:`matcha.runtime.parts`) holding for each record it received a status (``out``, ``dropped``,
+``quarantined``, or ``grouped`` into a record an aggregating step made) and **only the fields the
+step changed** (removed fields noted apart). A record as it leaves a step is the merge of its rows
+along the step's lineage (the source and every upstream step, in order). Step counts are derived
+from the parts, so they always add up, and a re-entered step skips the records it already wrote.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from matcha.errors import RunError
-from matcha.runtime import codec
+from matcha.runtime import codec, parts
+from matcha.runtime.parts import Row
 from matcha.runtime.store_review import ReviewTables
 from matcha.secrets import mask, mask_obj
 
 Record = dict[str, Any]
 
-#: What a step writes for one record: ``(seq, status, reason, changed fields, removed fields, link)``;
-#: ``link`` is the seq of the record a ``grouped`` record went into.
-Row = tuple[int, str, str | None, Record | str, Sequence[str] | None, int | None]  # data: fields, or their JSON
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,10 +46,6 @@ CREATE TABLE IF NOT EXISTS items (
   run INTEGER, seq INTEGER, record_id TEXT, origin INTEGER, PRIMARY KEY (run, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS items_id ON items (run, record_id);
-CREATE TABLE IF NOT EXISTS rows (
-  run INTEGER, step INTEGER, seq INTEGER, status TEXT, reason TEXT, data TEXT, gone TEXT, link INTEGER,
-  PRIMARY KEY (run, step, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS steps (
   run_id TEXT, step_id TEXT, status TEXT, started_at REAL, finished_at REAL, seconds REAL,
   extra TEXT, state TEXT, PRIMARY KEY (run_id, step_id)
@@ -128,7 +124,7 @@ class RunStore(ReviewTables):
         self._conns_lock = threading.Lock()
         self._keys: dict[tuple[str, int, str], int] = {}
         db = self._conn()
-        db.executescript(SCHEMA + self.REVIEW_SCHEMA)
+        db.executescript(SCHEMA + parts.PARTS_SCHEMA + self.REVIEW_SCHEMA)
         self._migrate(db)
 
     @staticmethod
@@ -139,6 +135,8 @@ class RunStore(ReviewTables):
         columns = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
         if "state" not in columns:
             db.execute("ALTER TABLE steps ADD COLUMN state TEXT")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='rows'").fetchone():
+            _rows_to_parts(db)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -229,7 +227,7 @@ class RunStore(ReviewTables):
         run = self.rkey(run_id)
         files = [a.path for a in self.artifacts(run_id)]
         with self.tx() as db:
-            for table, col, val in (("rows", "run", run), ("items", "run", run), ("steps", "run_id", run_id),
+            for table, col, val in (("parts", "run", run), ("items", "run", run), ("steps", "run_id", run_id),
                                     ("artifacts", "run_id", run_id), ("approvals", "run_id", run_id),
                                     ("ledger", "run_id", run_id), ("runs", "run_id", run_id)):
                 db.execute(f"DELETE FROM {table} WHERE {col}=?", (val,))
@@ -241,17 +239,18 @@ class RunStore(ReviewTables):
     # -- items and rows ---------------------------------------------------------------------
     def add_items(self, run_id: str, step_id: str, rows: Iterable[tuple[str, int, str, str | None, Record]]) -> None:
         """Write records a step brings into the run (the source; library records): ``(record_id, seq,
-        status, reason, data)``. Idempotent by seq: re-ingesting after a crash rewrites the same rows."""
+        status, reason, data)``. Idempotent: re-ingesting after a crash rewrites the same part."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
         origin = 0 if step_id == SOURCE_STEP else step
         rows = list(rows)
+        if not rows:
+            return
+        part = parts.encode(run, step, [(seq, status, reason, {k: v for k, v in data.items() if k != "id"}, None, None)
+                                        for _rid, seq, status, reason, data in rows], made=False)
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
                            [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
-            db.executemany("INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,NULL,NULL)",
-                           [(run, step, seq, status, mask(reason) if reason else None,
-                             encode_data({k: v for k, v in data.items() if k != "id"}))
-                            for _rid, seq, status, reason, data in rows])
+            db.execute(parts.INSERT, part)
 
     def make_items(self, run_id: str, step_id: str, record_ids: list[str]) -> dict[str, int]:
         """Seqs for records a step makes (aggregating steps): allocated once, the same on every call."""
@@ -288,133 +287,189 @@ class RunStore(ReviewTables):
         with self.tx() as db:
             db.execute("UPDATE OR REPLACE items SET record_id=? WHERE run=? AND record_id=?", (new_id, run, old_id))
 
-    def write_rows(self, run_id: str, step_id: str, rows: list[Row]) -> None:
-        """Write a step's rows for a batch in one transaction (only the changed fields are stored)."""
+    def write_rows(self, run_id: str, step_id: str, rows: list[Row], *, made: bool = False,
+                   decoded: bool = False) -> list[Record] | None:
+        """Write a step's rows for a batch as one part, in one transaction (only the changed fields
+        are stored). With ``decoded``, returns each row's stored data as a later read gives it, in
+        seq order (JSON-normalised, secrets masked)."""
+        if not rows:
+            return [] if decoded else None
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        values = parts.encode(run, step, rows, made)
         with self.tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?)",
-                [(run, step, seq, status, mask(reason) if reason else None,
-                  data if isinstance(data, str) else encode_data(data) if data else "{}",
-                  codec.dumps(list(gone)) if gone else None, link)
-                 for seq, status, reason, data, gone, link in rows])
+            db.execute(parts.INSERT, values)
+        return codec.loads(values[12]) if decoded else None
 
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
         """Seqs in ``[lo, hi]`` the step already wrote a row for."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
-        return {r[0] for r in self._conn().execute(
-            "SELECT seq FROM rows WHERE run=? AND step=? AND seq BETWEEN ? AND ?", (run, step, lo, hi))}
+        cursor = parts.PartCursor(self._conn(), run, step)
+        return {int(s) for p in cursor.upto(lo, hi) for s in p.select(lo, hi, None)}
 
     def iter_input(self, run_id: str, lineage: Sequence[str], needs: Sequence[str], batch_size: int,
-                   status: str = "out", join: bool = True, skip_step: str | None = None
-                   ) -> Iterator[list[tuple[str, int, Record]]]:
+                   status: str = "out", join: bool = True, skip_step: str | None = None,
+                   fields: Collection[str] | None = None) -> Iterator[list[tuple[str, int, Record]]]:
         """Batches of ``(record_id, seq, record)`` in seq order: the records every step of ``needs``
         passed on (with ``join``; else any of them), each merged over its rows along ``lineage``
         (the source and upstream steps in execution order; later steps' fields win). Records that
-        ``skip_step`` already wrote a row for are left out (a resumed step)."""
+        ``skip_step`` already wrote a row for are left out (a resumed step). With ``fields``, only
+        the steps that wrote or removed one of them are read (records may then hold other fields
+        too, but every one of ``fields`` they have)."""
         run = self.rkey(run_id)
-        skip = ""
-        if skip_step is not None:
-            skip = (f" AND NOT EXISTS (SELECT 1 FROM rows d WHERE d.run={run} "
-                    f"AND d.step={self.skey(run_id, skip_step)} AND d.seq=rows.seq)")
-        need = [self.skey(run_id, s) for s in needs]
-        order = [self.skey(run_id, s) for s in lineage]
         db = self._conn()
-        last = -1
-        while True:
-            if len(need) == 1 or not join:
-                marks = ",".join(str(k) for k in need)
-                seqs = [r[0] for r in db.execute(
-                    f"SELECT DISTINCT seq FROM rows WHERE run=? AND step IN ({marks}) AND status=? AND seq>?{skip} "
-                    "ORDER BY seq LIMIT ?", (run, status, last, batch_size))]
-            else:
-                seqs = self._joined(run, need, status, last, batch_size, skip)
-            if not seqs:
-                return
-            lo, hi = seqs[0], seqs[-1]
+        order = [self.skey(run_id, s) for s in lineage]
+        if fields is not None:
+            wanted = set(fields)
+            order = [s for s in order if self._keys_of(run, s) & wanted]
+        readers = [parts.PartCursor(db, run, s) for s in order]
+        code = parts.CODE[status]
+        for seqs in self._select(run_id, needs, status, join, skip_step, batch_size):
+            lo, hi = int(seqs[0]), int(seqs[-1])
             ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                                   (run, lo, hi)).fetchall())
-            recs: dict[int, Record] = {seq: {} for seq in seqs}
-            # one ordered range read per step of the lineage, oldest first: later steps' fields win
-            for step in order:
-                for seq, st, data, gone in db.execute(
-                        "SELECT seq, status, data, gone FROM rows WHERE run=? AND step=? AND seq BETWEEN ? AND ?",
-                        (run, step, lo, hi)):
-                    rec = recs.get(seq)
-                    if rec is None or (st != "out" and st != status):
+            recs: list[Record] = [{} for _ in range(len(seqs))]
+            for reader in readers:
+                for part in reader.upto(lo, hi):
+                    pos = part.positions(seqs)
+                    if part.codes is not None:
+                        codes = part.codes[np.maximum(pos, 0)]
+                        pos = np.where((codes == parts.OUT) | (codes == code), pos, -1)
+                    hit = np.nonzero(pos >= 0)[0]
+                    if not len(hit):
                         continue
-                    if data and data != "{}":
-                        rec.update(codec.loads(data))
-                    if gone:
-                        for k in codec.loads(gone):
-                            rec.pop(k, None)
+                    data = part.data
+                    at = pos[hit].tolist()
+                    for j, i in zip(hit.tolist(), at, strict=True):
+                        d = data[i]
+                        if d:
+                            recs[j].update(d)
+                    if "gone" in part.notes:
+                        gone = part.gone()
+                        for j, i in zip(hit.tolist(), at, strict=True):
+                            for k in gone.get(i, ()):
+                                recs[j].pop(k, None)
             batch = []
-            for seq, rec in recs.items():
+            for seq, rec in zip(seqs.tolist(), recs, strict=True):
                 rid = ids.get(seq, f"#{seq}")
                 rec["id"] = rid
                 batch.append((rid, seq, rec))
             yield batch
-            last = hi
 
-    def _joined(self, run: int, need: list[int], status: str, last: int, limit: int, skip: str) -> list[int]:
+    def _keys_of(self, run: int, step: int) -> set[str]:
+        """Every field name a step wrote or removed."""
+        out: set[str] = set()
+        for (text,) in self._conn().execute("SELECT DISTINCT keys FROM parts WHERE run=? AND step=?", (run, step)):
+            out.update(codec.loads(text or "[]"))
+        return out
+
+    def _select(self, run_id: str, needs: Sequence[str], status: str, join: bool, skip_step: str | None,
+                batch_size: int) -> Iterator[np.ndarray]:
+        """The seqs of the input records, in batches of ``batch_size`` (sorted arrays)."""
+        run = self.rkey(run_id)
         db = self._conn()
-        while True:
-            first = [r[0] for r in db.execute(
-                f"SELECT seq FROM rows WHERE run=? AND step=? AND status=? AND seq>?{skip} ORDER BY seq LIMIT ?",
-                (run, need[0], status, last, limit))]
-            if not first:
-                return []
-            keep = set(first)
-            for other in need[1:]:
-                keep &= {r[0] for r in db.execute(
-                    "SELECT seq FROM rows WHERE run=? AND step=? AND status=? AND seq BETWEEN ? AND ?",
-                    (run, other, status, first[0], first[-1]))}
-            if keep:
-                return sorted(keep)
-            last = first[-1]
+        need = [self.skey(run_id, s) for s in needs]
+        marks = ",".join(str(k) for k in need)
+        lo, top = db.execute(f"SELECT MIN(lo), MAX(hi) FROM parts WHERE run=? AND step IN ({marks})",
+                             (run,)).fetchone()
+        if top is None:
+            return
+        cursors = [parts.PartCursor(db, run, s) for s in need]
+        skip = parts.PartCursor(db, run, self.skey(run_id, skip_step)) if skip_step is not None else None
+        code = parts.CODE[status]
+        width = max(batch_size, 4096)
+        pending: list[np.ndarray] = []
+        held = 0
+        a = int(lo)
+        while a <= top:
+            b = a + width - 1
+            sets = []
+            for cursor in cursors:
+                got = [p.select(a, b, code) for p in cursor.upto(a, b)]
+                sets.append(np.concatenate(got) if got else np.zeros(0, dtype=np.int64))
+            sel = sets[0]
+            for other in sets[1:]:
+                sel = np.intersect1d(sel, other) if join else np.union1d(sel, other)
+            if len(sets) == 1 and len(sel) > 1 and len(cursors[0].upto(a, b)) > 1:
+                sel = np.sort(sel)  # parts that interleave (a step written in two passes)
+            if skip is not None and len(sel):
+                done = [p.select(a, b, None) for p in skip.upto(a, b)]
+                if done:
+                    sel = sel[~np.isin(sel, np.concatenate(done))]
+            if len(sel):
+                pending.append(sel)
+                held += len(sel)
+            while held >= batch_size:
+                joined = np.concatenate(pending)
+                yield joined[:batch_size]
+                rest = joined[batch_size:]
+                pending, held = ([rest] if len(rest) else []), len(rest)
+            a = b + 1
+        if held:
+            yield np.concatenate(pending)
 
     def count_input(self, run_id: str, step_ids: Sequence[str]) -> int:
         """How many records a step needing ``step_ids`` receives (the join, see :meth:`iter_input`)."""
         run = self.rkey(run_id)
-        keys = [self.skey(run_id, s) for s in step_ids]
-        marks = ",".join(str(k) for k in keys)
-        if len(keys) == 1:
-            sql = "SELECT COUNT(*) FROM rows WHERE run=? AND step=? AND status='out'"
-            return int(self._conn().execute(sql, (run, keys[0])).fetchone()[0])
-        row = self._conn().execute(
-            f"SELECT COUNT(*) FROM (SELECT seq FROM rows WHERE run=? AND step IN ({marks}) AND status='out' "
-            "GROUP BY seq HAVING COUNT(*) = ?)", (run, len(keys))).fetchone()
-        return int(row[0])
+        if len(step_ids) == 1:
+            row = self._conn().execute("SELECT COALESCE(SUM(n_out), 0) FROM parts WHERE run=? AND step=?",
+                                       (run, self.skey(run_id, step_ids[0]))).fetchone()
+            return int(row[0])
+        return sum(len(s) for s in self._select(run_id, step_ids, "out", True, None, 65536))
 
     def count_rows(self, run_id: str, step_id: str, *, new: bool = False) -> int:
         """Rows a step wrote for its input records (``new``: for the records it made)."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
-        op = "=" if new else "!="
-        return int(self._conn().execute(
-            f"SELECT COUNT(*) FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
-            f"WHERE r.run=? AND r.step=? AND i.origin{op}?", (run, step, step)).fetchone()[0])
+        return int(self._conn().execute("SELECT COALESCE(SUM(n), 0) FROM parts WHERE run=? AND step=? AND made=?",
+                                        (run, step, int(new))).fetchone()[0])
+
+    def step_rows(self, run_id: str, step_id: str, status: str | None = None
+                  ) -> Iterator[tuple[str, int, str, str | None, Record, list[str], int | None]]:
+        """Every row a step wrote, in part order: ``(record_id, seq, status, reason, data, gone, link)``
+        (the store's own view, for listings and tests)."""
+        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        db = self._conn()
+        sql = "SELECT id, lo, hi, seqs, codes FROM parts WHERE run=? AND step=?"
+        if status is not None:
+            sql += f" AND n_{status} > 0"
+        for row in db.execute(sql + " ORDER BY lo", (run, step)).fetchall():
+            part = parts.Part(db, *row)
+            codes = part.code_array().tolist()
+            seqs = part.seqs.tolist()
+            reasons = dict(part.notes.get("reason", ()))
+            links = dict(part.notes.get("link", ()))
+            gone = part.gone()
+            ids = self._ids_of(run, seqs)
+            for i, (seq, c) in enumerate(zip(seqs, codes, strict=True)):
+                st = parts.STATUSES[c]
+                if status is None or st == status:
+                    yield (ids.get(seq, f"#{seq}"), seq, st, reasons.get(i), part.data[i], gone.get(i, []),
+                           links.get(i))
+
+    def _ids_of(self, run: int, seqs: list[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        if seqs:
+            out.update(self._conn().execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
+                                            (run, min(seqs), max(seqs))).fetchall())
+        return out
 
     def quarantined(self, run_id: str) -> list[dict[str, Any]]:
         """Quarantined records with the step and reason (the record's fields as that step had them)."""
         run = self.rkey(run_id)
-        names = {k: n for n, k in self._conn().execute(
-            "SELECT name, key FROM keys WHERE kind='step' AND run=?", (run,)).fetchall()}
-        rows = self._conn().execute(
-            "SELECT r.step, i.record_id, r.reason, r.data FROM rows r LEFT JOIN items i ON i.run=r.run AND i.seq=r.seq "
-            "WHERE r.run=? AND r.status='quarantined' ORDER BY r.step, r.seq", (run,))
-        return [{"step": _public(names.get(s, "?")), "id": rid, "reason": why, "record": json.loads(d or "{}")}
-                for s, rid, why, d in rows]
+        names = sorted((int(k), str(n)) for k, n in self._conn().execute(
+            "SELECT key, name FROM keys WHERE kind='step' AND run=?", (run,)))
+        return [{"step": _public(name), "id": rid, "reason": why, "record": data}
+                for _key, name in names
+                for rid, _seq, _st, why, data, _gone, _link in self.step_rows(run_id, name, "quarantined")]
 
     def members(self, run_id: str, step_id: str, record_id: str) -> Iterator[str]:
         """Ids of the records an aggregating step summarised into ``record_id`` (its lineage)."""
-        run, step = self.rkey(run_id), self.skey(run_id, step_id)
+        run = self.rkey(run_id)
         row = self._conn().execute("SELECT seq FROM items WHERE run=? AND record_id=?", (run, record_id)).fetchone()
         if row is None:
             return
-        for (rid,) in self._conn().execute(
-                "SELECT i.record_id FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
-                "WHERE r.run=? AND r.step=? AND r.status='grouped' AND r.link=? ORDER BY r.seq", (run, step, row[0])):
-            yield rid
+        for rid, _seq, _st, _why, _data, _gone, link in self.step_rows(run_id, step_id, "grouped"):
+            if link == row[0]:
+                yield rid
 
     # -- steps ------------------------------------------------------------------------------
     def step_started(self, run_id: str, step_id: str) -> None:
@@ -465,12 +520,11 @@ class RunStore(ReviewTables):
     def step_counts(self, run_id: str, step_id: str, needs: Sequence[str]) -> StepCounts:
         db = self._conn()
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
-        made = db.execute("SELECT 1 FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
-                          "WHERE r.run=? AND r.step=? AND i.origin=? LIMIT 1", (run, step, step)).fetchone()
-        counts = dict(db.execute("SELECT status, COUNT(*) FROM rows WHERE run=? AND step=? GROUP BY status",
-                                 (run, step)).fetchall())
+        sums = db.execute("SELECT SUM(n_out), SUM(n_dropped), SUM(n_quarantined), SUM(n_grouped), SUM(made) "
+                          "FROM parts WHERE run=? AND step=?", (run, step)).fetchone()
+        counts = {s: int(v or 0) for s, v in zip(parts.STATUSES, sums, strict=False)}
         n_made = 0
-        if made and step_id != SOURCE_STEP:
+        if sums[4] and step_id != SOURCE_STEP:
             n_made = int(db.execute("SELECT COUNT(*) FROM items WHERE run=? AND origin=?", (run, step)).fetchone()[0])
         received = self.count_input(run_id, needs) if needs else sum(counts.values())
         row = db.execute("SELECT status, seconds, extra FROM steps WHERE run_id=? AND step_id=?",
@@ -519,6 +573,32 @@ class RunStore(ReviewTables):
         now = time.time()
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?)", [(k, v, now) for k, v in items.items()])
+
+
+def _rows_to_parts(db: sqlite3.Connection) -> None:
+    """Move a store written before parts (one row per record and step) to parts, once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        made = set(db.execute("SELECT DISTINCT run, origin FROM items WHERE origin != 0").fetchall())
+        rows: list[Row] = []
+        key: tuple[int, int, bool] | None = None
+        cur = db.execute("SELECT r.run, r.step, r.seq, r.status, r.reason, r.data, r.gone, r.link, i.origin "
+                         "FROM rows r LEFT JOIN items i ON i.run=r.run AND i.seq=r.seq ORDER BY r.run, r.step, r.seq")
+        for run, step, seq, status, reason, data, gone, link, origin in cur:
+            k = (run, step, (run, origin) in made and origin == step)
+            if rows and (k != key or len(rows) >= 2000):
+                assert key is not None
+                db.execute(parts.INSERT, parts.encode(key[0], key[1], rows, key[2]))
+                rows = []
+            key = k
+            rows.append((seq, status, reason, codec.loads(data or "{}"), codec.loads(gone) if gone else None, link))
+        if rows and key is not None:
+            db.execute(parts.INSERT, parts.encode(key[0], key[1], rows, key[2]))
+        db.execute("DROP TABLE rows")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def sha256_text(text: str) -> str:

@@ -20,7 +20,7 @@ Steps that need more control (approval, publish) override ``execute`` and still 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,14 +99,16 @@ class StepContext:
 class DatasetView:
     """A step's whole input (or an upstream step's output), streamed from the store in batches.
 
-    Each call to :meth:`batches` is a fresh pass; memory is bounded by the batch size."""
+    Each call to :meth:`batches` is a fresh pass; memory is bounded by the batch size. A pass that
+    names the ``fields`` it reads is faster: the store only decodes what the steps that wrote them
+    stored (records then hold those fields and ``id``, and may hold others)."""
 
-    def __init__(self, count: int, batches: Callable[[int | None], Iterator[list[Record]]]):
+    def __init__(self, count: int, batches: Callable[[int | None, Collection[str] | None], Iterator[list[Record]]]):
         self.count = count
         self._batches = batches
 
-    def batches(self, batch_size: int | None = None) -> Iterator[list[Record]]:
-        return self._batches(batch_size)
+    def batches(self, batch_size: int | None = None, fields: Collection[str] | None = None) -> Iterator[list[Record]]:
+        return self._batches(batch_size, fields)
 
     def __len__(self) -> int:
         return self.count
@@ -169,6 +171,13 @@ class Step:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    def reads(self) -> list[str] | None:
+        """The only fields ``process`` (or ``group_of``) reads, when a dataset-scoped step's passes can
+        do without the rest: records then come with those fields and ``id`` (the store decodes only
+        what the steps that wrote them stored), and a quarantined record is kept as read. None (the
+        default): whole records. Ignored when the step has a ``when`` condition."""
+        return None
 
     def model_names(self) -> list[str]:
         """Names of the models this step uses (for preflight checks)."""

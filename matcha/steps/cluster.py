@@ -103,7 +103,7 @@ class ClusterStep(Step):
         raw: list[np.ndarray] = []
         nums: list[list[Any]] = []
         position = 0
-        for batch in data.batches():
+        for batch in data.batches(fields=[self._field, *cfg.weights()]):
             ok, vectors, _bad = vectors_of(ctx, batch, self._field)
             if ok:
                 builder.partial_fit(vectors, self._numerics(ok))
@@ -137,6 +137,9 @@ class ClusterStep(Step):
         return {"segmenter": segmenter.to_state(), "features": builder.to_state(), "records": n,
                 "vectors": self._field}
 
+    def reads(self) -> list[str] | None:
+        return [self._field, *self.config.weights()]
+
     def warm_up(self, ctx: StepContext) -> None:
         from matcha.ml.segment import FeatureBuilder, Segmenter
 
@@ -168,7 +171,8 @@ class ClusterStep(Step):
         out, label = self.config.output, self.config.labels_field
         agreement = Agreement()
         outliers = 0
-        for batch in output.batches():
+        read = [f"{out}_outlier", *([label] if label else [])]
+        for batch in output.batches(fields=read):
             outliers += sum(1 for r in batch if r.get(f"{out}_outlier"))
             if label:
                 pairs = [(str(r.get(label)), r[out]) for r in batch if r.get(label) not in (None, "")]

@@ -72,7 +72,9 @@ class DescribeSegmentsStep(Step):
         outliers: dict[int, int] = {}
         sums = {f: {} for f in cfg.numeric}  # type: dict[str, dict[int, list[float]]]
         total = 0
-        for batch in data.batches():
+        seg = cfg.segment
+        read = [seg, f"{seg}_outlier", f"{seg}_distance", f"{seg}_score", cfg.text, *cfg.numeric]
+        for batch in data.batches(fields=read):
             recs = [r for r in batch if isinstance(r.get(cfg.segment), int)]
             if not recs:
                 continue
@@ -117,6 +119,9 @@ class DescribeSegmentsStep(Step):
     def make_records(self, ctx: StepContext) -> list[Record]:
         assert ctx.state is not None
         return [{"id": f"segment-{s['segment']}", **s} for s in ctx.state["segments"]]
+
+    def reads(self) -> list[str] | None:
+        return [self.config.segment]  # to group; the records it makes are whole
 
     def group_of(self, batch: list[Record], ctx: StepContext) -> list[str | None]:
         seg = self.config.segment

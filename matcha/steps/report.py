@@ -77,7 +77,8 @@ class ReportStep(Step):
         picked: list[Record] = []
         vectors: list[np.ndarray] = []
         position = 0
-        for batch in view.batches():
+        read = [field, "segment", "segment_outlier", str(self.config.text)]
+        for batch in view.batches(fields=read):
             take = [r for i, r in enumerate(batch, start=position) if i in chosen]
             position += len(batch)
             if take:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -30,10 +29,8 @@ def store(tmp_path: Path) -> Iterator[RunStore]:
 
 def rows_of(store: RunStore, run_id: str = "r") -> dict[str, tuple[str, str | None, dict[str, Any]]]:
     """record id -> (status, reason, data) of the source step, read straight from the store."""
-    got = store._conn().execute(
-        "SELECT i.record_id, r.status, r.reason, r.data FROM rows r JOIN items i ON i.run=r.run AND i.seq=r.seq "
-        "WHERE r.run=? AND r.step=? ORDER BY r.seq", (store.rkey(run_id), store.skey(run_id, SOURCE)))
-    return {rid: (status, reason, json.loads(data)) for rid, status, reason, data in got}
+    got = sorted(store.step_rows(run_id, SOURCE), key=lambda r: r[1])
+    return {rid: (status, reason, data) for rid, _seq, status, reason, data, _gone, _link in got}
 
 
 def csv_rows(tmp_path: Path, text: str) -> list[SourceRow]:

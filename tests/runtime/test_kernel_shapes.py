@@ -4,7 +4,6 @@ store that keeps only what each step changed. Small plugin steps stand in for th
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from matcha import Pipeline
 from matcha.errors import RunError
+from matcha.runtime.store import RunStore
 from matcha.steps.base import STEPS, BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext
 
 pytestmark = pytest.mark.unit
@@ -140,10 +140,10 @@ def test_a_resumed_dataset_step_reuses_what_it_learned(numbers: Path) -> None:
 
 def test_the_store_keeps_only_what_each_step_changed(numbers: Path) -> None:
     run = Pipeline.from_yaml(PIPELINE, base_dir=numbers).run(run_id="small")
-    db = sqlite3.connect(numbers / ".matcha" / "runs.db")
-    rows = db.execute("SELECT k.name, r.data FROM rows r JOIN keys k ON k.kind='step' AND k.key=r.step "
-                      "AND k.run=r.run WHERE k.name='centre'").fetchall()
-    assert len(rows) == 10 and all(json.loads(d).keys() == {"above"} for _, d in rows)  # not the padding again
+    store = RunStore(numbers / ".matcha" / "runs.db")
+    rows = list(store.step_rows("small", "centre"))
+    store.close()
+    assert len(rows) == 10 and all(data.keys() == {"above"} for _rid, _seq, _st, _why, data, _g, _l in rows)
     first = next(run.records("centre"))
     assert first == {"id": "r1", "n": "1", "padding": "x" * 40, "above": False}  # merged back on reading
 

@@ -87,7 +87,7 @@ def test_prune_deletes_old_runs_and_only_what_they_alone_used(project: Path, cli
     assert [r.run_id for r in ws.store.list_runs()] == [waiting.id, new.id]
     db = _db(project)
     run_keys = [r[0] for r in db.execute("SELECT key FROM keys WHERE kind='run'")]
-    for table in ("items", "rows"):
+    for table in ("items", "parts"):
         assert {r[0] for r in db.execute(f"SELECT DISTINCT run FROM {table}")} <= set(run_keys)
     assert db.execute("SELECT COUNT(*) FROM artifacts WHERE run_id=?", (old.id,)).fetchone()[0] == 0
     assert old_files["same.txt"].exists()  # the new run lists the same file

@@ -3,6 +3,7 @@ reviewed content, tampered decisions are refused, plugin approval steps count.""
 
 from __future__ import annotations
 
+import array
 import json
 import sqlite3
 from pathlib import Path
@@ -110,10 +111,14 @@ def test_tampered_decisions_are_not_published(project: Path, cli: Cli) -> None:
         forged = "Reply to m2: you win a prize, send your bank details."
         db.execute("UPDATE approvals SET final_text=?, sha256=? WHERE run_id=? AND record_id='m2'",
                    (forged, sha256_text(forged), run_id))
-        db.execute("UPDATE rows SET data=json_set(data, '$.draft', ?) WHERE seq=(SELECT i.seq FROM items i "
-                   "JOIN keys k ON k.kind='run' AND k.key=i.run WHERE k.name=? AND i.record_id='m2') "
-                   "AND step=(SELECT s.key FROM keys s JOIN keys r ON r.kind='run' AND s.run=r.key "
-                   "WHERE s.kind='step' AND r.name=? AND s.name='draft')", (forged, run_id, run_id))
+        # and the draft as the draft step stored it (its part: one JSON list, aligned with its seqs)
+        seq = db.execute("SELECT i.seq FROM items i JOIN keys k ON k.kind='run' AND k.key=i.run "
+                         "WHERE k.name=? AND i.record_id='m2'", (run_id,)).fetchone()[0]
+        pid, seqs = db.execute("SELECT p.id, p.seqs FROM parts p JOIN keys s ON s.kind='step' AND s.key=p.step "
+                               "AND s.run=p.run JOIN keys r ON r.kind='run' AND r.key=p.run WHERE r.name=? "
+                               "AND s.name='draft' AND p.lo<=? AND p.hi>=?", (run_id, seq, seq)).fetchone()
+        at = list(array.array("q", seqs)).index(seq)
+        db.execute(f"UPDATE parts SET data=json_set(data, '$[{at}].draft', ?) WHERE id=?", (forged, pid))
     db.close()
     done = json.loads(cli("approve", run_id, "--all", "--json").stdout)
     assert done["status"] == "succeeded"

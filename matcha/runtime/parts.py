@@ -1,0 +1,167 @@
+"""How the run store keeps what a step wrote: one *part* per step and batch, not one row per record.
+
+A part holds, for the records of one written batch (sorted by seq): their seqs (an int64 array),
+their statuses (one byte each, absent when all passed on), the fields each record changed (one JSON
+list, a ``{}`` for a record that changed nothing) and the rare extras (reasons, removed fields,
+group links) in a small JSON object. One encode and one insert per batch instead of one per record,
+and the field names are stored once per part in ``keys``, which lets a reader skip the steps that
+never wrote a field it wants.
+
+:class:`PartCursor` walks one step's parts in seq order for a reader whose ranges only move
+forward, keeping the parts that overlap the current range (a step that wrote in two passes, like
+approval, has parts whose ranges interleave) and decoding a part's data at most once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from matcha.runtime import codec
+from matcha.secrets import mask, mask_obj
+
+Record = dict[str, Any]
+#: What a step writes for one record: ``(seq, status, reason, changed fields, removed fields, link)``;
+#: ``link`` is the seq of the record a ``grouped`` record went into.
+Row = tuple[int, str, str | None, Record | None, Sequence[str] | None, int | None]
+
+STATUSES = ("out", "dropped", "quarantined", "grouped")
+CODE = {s: i for i, s in enumerate(STATUSES)}
+OUT = 0
+
+PARTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS parts (
+  id INTEGER PRIMARY KEY, run INTEGER, step INTEGER, lo INTEGER, hi INTEGER, n INTEGER, made INTEGER,
+  n_out INTEGER, n_dropped INTEGER, n_quarantined INTEGER, n_grouped INTEGER,
+  seqs BLOB, codes BLOB, data TEXT, notes TEXT, keys TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS parts_at ON parts (run, step, lo);
+"""
+
+
+def encode(run: int, step: int, rows: list[Row], made: bool) -> tuple[Any, ...]:
+    """The ``parts`` row for ``rows`` (any order; one per seq)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    codes = bytes(CODE[r[1]] for r in rows)
+    counts = [0, 0, 0, 0]
+    for c in codes:
+        counts[c] += 1
+    datas = [r[3] or {} for r in rows]
+    keys: set[str] = set().union(*datas)
+    reasons = [[i, mask(r[2])] for i, r in enumerate(rows) if r[2]]
+    links = [[i, r[5]] for i, r in enumerate(rows) if r[5] is not None]
+    gone: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        if r[4]:
+            gone.setdefault(tuple(r[4]), []).append(i)
+            keys.update(r[4])
+    notes: dict[str, Any] = {}
+    if reasons:
+        notes["reason"] = reasons
+    if links:
+        notes["link"] = links
+    if gone:
+        notes["gone"] = [[list(k), None if len(v) == len(rows) else v] for k, v in gone.items()]
+    return (run, step, int(seqs[0]), int(seqs[-1]), len(rows), int(made), *counts, seqs.tobytes(),
+            None if counts[OUT] == len(rows) else codes, codec.dumps(mask_obj(datas)),
+            codec.dumps(notes) if notes else None, codec.dumps(sorted(keys)))
+
+
+INSERT = "INSERT OR REPLACE INTO parts (run, step, lo, hi, n, made, n_out, n_dropped, n_quarantined, n_grouped, " \
+         "seqs, codes, data, notes, keys) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+class Part:
+    """One part's seqs and statuses; its data and notes are read on first use."""
+
+    __slots__ = ("_data", "_notes", "codes", "db", "hi", "id", "lo", "seqs")
+
+    def __init__(self, db: sqlite3.Connection, pid: int, lo: int, hi: int, seqs: bytes, codes: bytes | None):
+        self.db = db
+        self.id, self.lo, self.hi = pid, lo, hi
+        self.seqs = np.frombuffer(seqs, dtype=np.int64)
+        self.codes = None if codes is None else np.frombuffer(codes, dtype=np.uint8)
+        self._data: list[Record] | None = None
+        self._notes: dict[str, Any] | None = None
+
+    def _load(self) -> None:
+        data, notes = self.db.execute("SELECT data, notes FROM parts WHERE id=?", (self.id,)).fetchone()
+        self._data = codec.loads(data)
+        self._notes = codec.loads(notes) if notes else {}
+
+    @property
+    def data(self) -> list[Record]:
+        if self._data is None:
+            self._load()
+        assert self._data is not None
+        return self._data
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        if self._notes is None:
+            self._load()
+        assert self._notes is not None
+        return self._notes
+
+    def code_array(self) -> np.ndarray:
+        return np.zeros(len(self.seqs), dtype=np.uint8) if self.codes is None else self.codes
+
+    def select(self, lo: int, hi: int, code: int | None) -> np.ndarray:
+        """Seqs in ``[lo, hi]`` with status ``code`` (any status with None)."""
+        a, b = np.searchsorted(self.seqs, [lo, hi + 1])
+        seqs = self.seqs[a:b]
+        if code is None or (self.codes is None and code == OUT):
+            return seqs
+        if self.codes is None:
+            return seqs[:0]
+        return seqs[self.codes[a:b] == code]
+
+    def positions(self, seqs: np.ndarray) -> np.ndarray:
+        """The index in this part of each of ``seqs`` (sorted), -1 where it has none."""
+        pos = np.searchsorted(self.seqs, seqs)
+        pos[pos >= len(self.seqs)] = len(self.seqs) - 1
+        return np.where(self.seqs[pos] == seqs, pos, -1)
+
+    def gone(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for fields, idx in self.notes.get("gone", ()):
+            for i in range(len(self.seqs)) if idx is None else idx:
+                out.setdefault(i, []).extend(fields)
+        return out
+
+
+class PartCursor:
+    """One step's parts, walked by ranges that only move forward."""
+
+    PAGE = 64
+
+    def __init__(self, db: sqlite3.Connection, run: int, step: int):
+        self.db, self.run, self.step = db, run, step
+        self.active: list[Part] = []
+        self._page: list[Part] = []
+        self._last = -1
+        self._done = False
+
+    def _next(self) -> Part | None:
+        if not self._page and not self._done:
+            rows = self.db.execute(
+                "SELECT id, lo, hi, seqs, codes FROM parts WHERE run=? AND step=? AND lo>? ORDER BY lo LIMIT ?",
+                (self.run, self.step, self._last, self.PAGE)).fetchall()
+            self._done = len(rows) < self.PAGE
+            self._page = [Part(self.db, *r) for r in reversed(rows)]
+            if rows:
+                self._last = rows[-1][1]
+        return self._page[-1] if self._page else None
+
+    def upto(self, lo: int, hi: int) -> list[Part]:
+        """The parts holding any seq in ``[lo, hi]``; parts that end before ``lo`` are let go."""
+        self.active = [p for p in self.active if p.hi >= lo]
+        while (p := self._next()) is not None and p.lo <= hi:
+            self._page.pop()
+            if p.hi >= lo:
+                self.active.append(p)
+        return [p for p in self.active if p.lo <= hi]

@@ -1,0 +1,102 @@
+"""The run store keeps one part per step and batch: reading it back is exact whatever the batch shapes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from matcha.runtime.store import SOURCE_STEP, RunStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    s = RunStore(tmp_path / "runs.db")
+    s.create_run("r", "t", "p.yaml", str(tmp_path), "", {})
+    yield s
+    s.close()
+
+
+def source(store: RunStore, n: int, chunk: int = 1000) -> None:
+    for lo in range(0, n, chunk):
+        store.add_items("r", SOURCE_STEP, [(f"c{i}", i, "out", None, {"n": i, "text": f"t{i}"})
+                                           for i in range(lo, min(n, lo + chunk))])
+
+
+def read(store: RunStore, lineage: list[str], needs: list[str], size: int = 1000, **kw: object
+         ) -> list[list[tuple[str, int, dict[str, object]]]]:
+    return list(store.iter_input("r", lineage, needs, size, **kw))  # type: ignore[arg-type]
+
+
+def test_a_sparse_input_still_comes_in_full_batches(store: RunStore) -> None:
+    source(store, 10_000)
+    keep = [i for i in range(10_000) if i % 7 == 0]
+    for lo in range(0, 10_000, 2000):
+        store.write_rows("r", "f", [(i, "out" if i % 7 == 0 else "dropped", None if i % 7 == 0 else "no", {}, None,
+                                     None) for i in range(lo, lo + 2000)])
+    batches = read(store, [SOURCE_STEP, "f"], ["f"], size=300)
+    assert [len(b) for b in batches] == [300] * (len(keep) // 300) + [len(keep) % 300]
+    assert [seq for b in batches for _rid, seq, _rec in b] == keep
+    assert batches[0][1] == ("c7", 7, {"n": 7, "text": "t7", "id": "c7"})
+    assert store.count_input("r", ["f"]) == len(keep)
+    counts = store.step_counts("r", "f", [SOURCE_STEP])
+    assert (counts.received, counts.out, counts.dropped, counts.pending) == (10_000, len(keep), 10_000 - len(keep), 0)
+
+
+def test_parts_whose_ranges_interleave_read_in_seq_order(store: RunStore) -> None:
+    """A step written in two passes (approval: set-aside records first, decided ones later)."""
+    source(store, 6)
+    store.write_rows("r", "a", [(1, "quarantined", "bad", {"n": 1}, None, None), (4, "dropped", "no", {}, None, None)])
+    store.write_rows("r", "a", [(0, "out", None, {"x": 0}, None, None), (2, "out", None, {"x": 2}, ["text"], None),
+                                (3, "out", None, {}, None, None), (5, "out", None, {"x": 5}, None, None)])
+    got = [(seq, rec) for b in read(store, [SOURCE_STEP, "a"], ["a"], size=2) for _rid, seq, rec in b]
+    assert [seq for seq, _ in got] == [0, 2, 3, 5]
+    assert got[1][1] == {"n": 2, "x": 2, "id": "c2"}  # "text" removed by the step
+    assert store.done_seqs("r", "a", 0, 5) == {0, 1, 2, 3, 4, 5}
+    assert store.done_seqs("r", "a", 2, 3) == {2, 3}
+    assert [q["id"] for q in store.quarantined("r")] == ["c1"]
+    # a resumed step skips what it wrote, whichever part holds it
+    store.write_rows("r", "b", [(2, "out", None, {}, None, None)])
+    left = [seq for b in read(store, [SOURCE_STEP, "a"], ["a"], skip_step="b") for _rid, seq, _rec in b]
+    assert left == [0, 3, 5]
+
+
+def test_a_pass_that_names_its_fields_skips_the_steps_that_wrote_none_of_them(store: RunStore) -> None:
+    source(store, 3)
+    store.write_rows("r", "e", [(i, "out", None, {"vec": [i]}, None, None) for i in range(3)])
+    whole = read(store, [SOURCE_STEP, "e"], ["e"])[0]
+    only = read(store, [SOURCE_STEP, "e"], ["e"], fields=["vec"])[0]
+    assert whole[2][2] == {"n": 2, "text": "t2", "vec": [2], "id": "c2"}
+    assert only[2][2] == {"vec": [2], "id": "c2"}
+
+
+def test_a_store_written_before_parts_is_moved_to_parts_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    RunStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE parts")
+    db.execute("CREATE TABLE rows (run INTEGER, step INTEGER, seq INTEGER, status TEXT, reason TEXT, data TEXT, "
+               "gone TEXT, link INTEGER, PRIMARY KEY (run, step, seq)) WITHOUT ROWID")
+    db.execute("INSERT INTO runs (run_id, name, status, params) VALUES ('old', 'o', 'succeeded', '{}')")
+    db.executemany("INSERT INTO keys VALUES (?,?,?,?)", [("run", 0, "old", 1), ("step", 1, SOURCE_STEP, 1),
+                                                         ("step", 1, "s", 2)])
+    for i in range(5):
+        db.execute("INSERT INTO items VALUES (1, ?, ?, 0)", (i, f"o{i}"))
+        db.execute("INSERT INTO rows VALUES (1, 1, ?, 'out', NULL, ?, NULL, NULL)", (i, json.dumps({"v": i})))
+        db.execute("INSERT INTO rows VALUES (1, 2, ?, ?, ?, ?, ?, NULL)",
+                   (i, "out" if i else "dropped", None if i else "no", json.dumps({"w": i * 10}),
+                    json.dumps(["v"]) if i == 4 else None))
+    db.commit()
+    db.close()
+    store = RunStore(path)
+    try:
+        recs = [rec for b in store.iter_input("old", [SOURCE_STEP, "s"], ["s"], 10) for _r, _s, rec in b]
+        assert recs[0] == {"v": 1, "w": 10, "id": "o1"} and recs[-1] == {"w": 40, "id": "o4"}
+        counts = store.step_counts("old", "s", [SOURCE_STEP])
+        assert (counts.out, counts.dropped, counts.pending) == (4, 1, 0)
+        assert not store._conn().execute("SELECT 1 FROM sqlite_master WHERE name='rows'").fetchone()
+    finally:
+        store.close()
