@@ -32,6 +32,11 @@ def register_secret(value: str) -> None:
                 _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
+def masking() -> bool:
+    """Whether any secret is known (else :func:`mask` returns text as it is)."""
+    return bool(_longest_first)
+
+
 def mask(text: str) -> str:
     """Replace every known secret value in ``text`` with ``***``."""
     if not _longest_first or not text:

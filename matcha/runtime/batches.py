@@ -21,7 +21,7 @@ import structlog
 from matcha.errors import MatchaError, StepError
 from matcha.runtime.faults import crash_point
 from matcha.runtime.parts import Row
-from matcha.secrets import mask
+from matcha.secrets import mask, masking
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
 
 log = structlog.get_logger("matcha.step")
@@ -130,7 +130,15 @@ def run_chain(links: list[tuple[Step, StepContext, When, str]],
                 break
 
 
+_NESTED = frozenset({dict, list})
+#: values that come back from JSON exactly as they went in
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+
+
 def _deep_copy(rec: Record) -> Record:
+    if _NESTED.isdisjoint(map(type, rec.values())):  # a flat record (the usual case): checked in C
+        return rec.copy()
     return {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in rec.items()}
 
 
@@ -141,9 +149,11 @@ def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
     ``mutates_nested`` and gets a deep copy to compare against."""
     if before is None:
         return {k: v for k, v in after.items() if k != "id"}, []
-    changed = {k: v for k, v in after.items() if k != "id" and (k not in before or before[k] is not v)}
-    gone = [k for k in before if k not in after and k != "id"]
-    return changed, gone
+    changed = {k: v for k, v in after.items() if k not in before or before[k] is not v}
+    changed.pop("id", None)
+    if before.keys() <= after.keys():  # nothing removed (the usual case)
+        return changed, []
+    return changed, sorted(before.keys() - after.keys() - {"id"})
 
 
 def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
@@ -171,13 +181,20 @@ def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
     assert stored is not None
     ids = {seq: rid for rid, seq in seqs.items()}
     out = []
-    for (seq, status, _why, _data, gone, _link), data in zip(sorted(rows, key=lambda r: r[0]), stored, strict=True):
+    same = not masking()
+    after = {rec["id"]: rec for rec in outcome.out}
+    for (seq, status, _why, changed, removed, _link), data in zip(sorted(rows, key=lambda r: r[0]), stored,
+                                                                  strict=True):
         if status != "out":
             continue
         rid = ids[seq]
+        if same and changed is not None and _SCALARS.issuperset(map(type, changed.values())) \
+                and _STR.issuperset(map(type, changed)):
+            out.append((rid, seq, after[rid]))  # what was stored reads back the same: no copy needed
+            continue
         rec = dict(before.get(rid) or {})
         rec.update(data)
-        for k in gone or ():
+        for k in removed or ():
             rec.pop(k, None)
         rec["id"] = rid
         out.append((rid, seq, rec))

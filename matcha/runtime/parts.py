@@ -126,6 +126,28 @@ class Part:
         pos[pos >= len(self.seqs)] = len(self.seqs) - 1
         return np.where(self.seqs[pos] == seqs, pos, -1)
 
+    def merge_into(self, recs: list[Record], seqs: np.ndarray, code: int) -> None:
+        """Update ``recs`` (one per seq of ``seqs``) with what this part holds for them: the rows
+        passed on, or with status ``code``."""
+        pos = self.positions(seqs)
+        if self.codes is not None:
+            codes = self.codes[np.maximum(pos, 0)]
+            pos = np.where((codes == OUT) | (codes == code), pos, -1)
+        hit = np.nonzero(pos >= 0)[0]
+        if not len(hit):
+            return
+        data = self.data
+        pairs = list(zip(hit.tolist(), pos[hit].tolist(), strict=True))
+        for j, i in pairs:
+            d = data[i]
+            if d:
+                recs[j].update(d)
+        if "gone" in self.notes:
+            gone = self.gone()
+            for j, i in pairs:
+                for k in gone.get(i, ()):
+                    recs[j].pop(k, None)
+
     def gone(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
         for fields, idx in self.notes.get("gone", ()):

@@ -330,24 +330,7 @@ class RunStore(ReviewTables):
             recs: list[Record] = [{} for _ in range(len(seqs))]
             for reader in readers:
                 for part in reader.upto(lo, hi):
-                    pos = part.positions(seqs)
-                    if part.codes is not None:
-                        codes = part.codes[np.maximum(pos, 0)]
-                        pos = np.where((codes == parts.OUT) | (codes == code), pos, -1)
-                    hit = np.nonzero(pos >= 0)[0]
-                    if not len(hit):
-                        continue
-                    data = part.data
-                    at = pos[hit].tolist()
-                    for j, i in zip(hit.tolist(), at, strict=True):
-                        d = data[i]
-                        if d:
-                            recs[j].update(d)
-                    if "gone" in part.notes:
-                        gone = part.gone()
-                        for j, i in zip(hit.tolist(), at, strict=True):
-                            for k in gone.get(i, ()):
-                                recs[j].pop(k, None)
+                    part.merge_into(recs, seqs, code)
             batch = []
             for seq, rec in zip(seqs.tolist(), recs, strict=True):
                 rid = ids.get(seq, f"#{seq}")

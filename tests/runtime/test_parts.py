@@ -100,3 +100,24 @@ def test_a_store_written_before_parts_is_moved_to_parts_once(tmp_path: Path) -> 
         assert not store._conn().execute("SELECT 1 FROM sqlite_master WHERE name='rows'").fetchone()
     finally:
         store.close()
+
+
+_V = ["shared"]
+
+
+@pytest.mark.parametrize(("before", "after", "changed", "gone"), [
+    ({"id": "a", "x": 1, "v": _V}, {"id": "a", "x": 1, "v": _V}, {}, []),  # nothing changed
+    ({"id": "a", "x": 1, "v": _V}, {"id": "a", "x": 2, "v": _V}, {"x": 2}, []),  # replaced
+    ({"id": "a", "x": 1}, {"id": "a", "x": 1, "y": 3}, {"y": 3}, []),  # added at the end
+    ({"id": "a", "x": 1, "y": 2}, {"id": "a", "y": 2}, {}, ["x"]),  # removed
+    ({"id": "a", "x": 1, "y": 2}, {"id": "a", "y": 2, "x": 1}, {}, []),  # same fields, another order
+    ({"id": "a", "x": 1, "y": 2}, {"id": "a", "z": 9, "y": 2}, {"z": 9}, ["x"]),  # one out, one in
+    (None, {"id": "a", "x": 1}, {"x": 1}, []),  # a record the step made
+])
+def test_changes_are_what_the_step_replaced_added_or_removed(before: dict[str, object] | None,
+                                                             after: dict[str, object], changed: dict[str, object],
+                                                             gone: list[str]) -> None:
+    from matcha.runtime.batches import changes
+
+    # values compared by identity: a copy of the record before holds the same objects
+    assert changes(dict(before) if before else None, after) == (changed, gone)
