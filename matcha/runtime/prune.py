@@ -73,6 +73,9 @@ def _prune_cache(db: sqlite3.Connection, oldest_kept: float | None) -> int:
         db.execute("INSERT OR IGNORE INTO used SELECT t.value FROM parts, json_tree(parts.data) AS t "
                    "WHERE parts.data LIKE '%emb:%' AND t.key = 'key' AND t.value LIKE 'emb:%'")
         n = db.execute("DELETE FROM cache WHERE key LIKE 'emb:%' AND key NOT IN (SELECT key FROM used)").rowcount
+        n += db.execute("DELETE FROM vector_keys WHERE key NOT IN (SELECT key FROM used)").rowcount
+        # a block goes with its last vector (one that still holds a used vector stays whole)
+        db.execute("DELETE FROM vector_blocks WHERE id NOT IN (SELECT DISTINCT block FROM vector_keys)")
         if oldest_kept is None:
             n += db.execute("DELETE FROM cache WHERE key NOT LIKE 'emb:%'").rowcount
         else:

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
   PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value BLOB, created_at REAL);
+CREATE TABLE IF NOT EXISTS vector_blocks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, dim INTEGER, data BLOB, created_at REAL
+);
+CREATE TABLE IF NOT EXISTS vector_keys (key TEXT PRIMARY KEY, block INTEGER, row INTEGER) WITHOUT ROWID;
 """
 
 SOURCE_STEP = "__source__"
@@ -556,6 +560,69 @@ class RunStore(ReviewTables):
         now = time.time()
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?)", [(k, v, now) for k, v in items.items()])
+
+    # -- vectors ----------------------------------------------------------------------------
+    # Embeddings are stored as blocks (one float32 matrix per model call) and found by content key
+    # (model fingerprint + text): a batch of vectors is one read, not one lookup per vector.
+    def put_vectors(self, keys: list[str], matrix: np.ndarray) -> dict[str, tuple[int, int]]:
+        """Store ``matrix`` (one row per key) as one block; returns where each key's vector is."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        with self.tx() as db:
+            block = db.execute("INSERT INTO vector_blocks (dim, data, created_at) VALUES (?,?,?)",
+                               (int(matrix.shape[1]), matrix.tobytes(), time.time())).lastrowid
+            assert block is not None
+            db.executemany("INSERT OR REPLACE INTO vector_keys VALUES (?,?,?)",
+                           [(k, block, i) for i, k in enumerate(keys)])
+        return {k: (block, i) for i, k in enumerate(keys)}
+
+    def vectors_at(self, keys: list[str]) -> dict[str, tuple[int, int]]:
+        """Where the vectors of ``keys`` are stored (keys without one are left out)."""
+        out: dict[str, tuple[int, int]] = {}
+        db = self._conn()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for k, block, row in db.execute(f"SELECT key, block, row FROM vector_keys WHERE key IN ({marks})", chunk):
+                out[k] = (block, row)
+        return out
+
+    def vector_block(self, block: int) -> np.ndarray | None:
+        """A block of vectors (read-only; the last few read are kept)."""
+        blocks: dict[int, np.ndarray] = self.__dict__.setdefault("_blocks", {})
+        got = blocks.get(block)
+        if got is None:
+            row = self._conn().execute("SELECT dim, data FROM vector_blocks WHERE id=?", (block,)).fetchone()
+            if row is None:
+                return None
+            got = np.frombuffer(row[1], dtype=np.float32).reshape(-1, row[0])
+            if len(blocks) >= 4:
+                blocks.pop(next(iter(blocks)))
+            blocks[block] = got
+        return got
+
+    def vectors_for(self, refs: Sequence[tuple[str, Sequence[int] | None]]) -> list[np.ndarray | None]:
+        """The vector of each ``(key, (block, row) or None)`` reference, None where none is stored."""
+        out: list[np.ndarray | None] = [None] * len(refs)
+        places: list[tuple[int, Sequence[int]]] = []
+        unplaced: dict[str, list[int]] = {}
+        for i, (key, at) in enumerate(refs):
+            if at and self.vector_block(int(at[0])) is not None:
+                places.append((i, at))
+            else:  # no place, or its block was pruned (the key may live on in another block)
+                unplaced.setdefault(key, []).append(i)
+        if unplaced:
+            found = self.vectors_at(list(unplaced))
+            for key, at in found.items():
+                places += [(i, at) for i in unplaced[key]]
+            legacy = self.cache_get_many([k for k in unplaced if k not in found])  # stores before blocks
+            for key, blob in legacy.items():
+                for i in unplaced[key]:
+                    out[i] = np.frombuffer(blob, dtype=np.float32)
+        for i, (block, row) in places:
+            matrix = self.vector_block(int(block))
+            if matrix is not None and 0 <= int(row) < len(matrix):
+                out[i] = matrix[int(row)]
+        return out
 
 
 def _rows_to_parts(db: sqlite3.Connection) -> None:

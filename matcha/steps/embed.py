@@ -1,7 +1,7 @@
 """``embed``: turn a text field into vectors, batched and streamed.
 
 Vectors go to the run store (content-addressed by model and text, see :mod:`matcha.steps.modelcalls`);
-the record gets a small reference (``embedding``: model name, dimension, store key) instead of
+the record gets a small reference (``embedding``: model name, dimension, store key and place) instead of
 hundreds of floats, so records and checkpoints stay small. Later steps using the same model on the
 same text read the stored vectors instead of recomputing them.
 """
@@ -50,8 +50,11 @@ class EmbedStep(Step):
         assert isinstance(model, Embedder)
         ok, texts, bad = texts_of(batch, self.config.field)
         if ok:
-            vectors, keys = embed_cached(ctx, model, texts)
+            vectors, keys, where = embed_cached(ctx, model, texts)
             dim = int(vectors.shape[1])
-            for rec, key in zip(ok, keys, strict=True):
-                rec[self.config.output] = {"model": self.config.model, "dim": dim, "key": key}
+            for rec, key, at in zip(ok, keys, where, strict=True):
+                ref = {"model": self.config.model, "dim": dim, "key": key}
+                if at is not None:
+                    ref["at"] = list(at)  # block and row: later steps read a batch's vectors in one go
+                rec[self.config.output] = ref
         return BatchOutcome(out=ok, quarantined=bad)

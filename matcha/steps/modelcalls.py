@@ -1,10 +1,11 @@
 """Model calls shared by the model steps, with the run-store cache that keeps us from paying twice.
 
-Embeddings are content-addressed by (model fingerprint, text) and stored once as float32 bytes;
-the ``embed`` step's vectors and the cache are the same rows, so a later ``classify`` on the same
-model and field finds them. Generations are keyed by (model fingerprint, prompt, system, schema,
-sampling parameters) and written the moment each one completes, so a run killed in the middle of
-a ``generate`` step makes no new call for the records already generated when it resumes.
+Embeddings are content-addressed by (model fingerprint, text) and stored once, as float32 blocks
+(one per model call); the ``embed`` step's vectors and the cache are the same blocks, so a later
+``classify`` on the same model and field finds them. Generations are keyed by (model fingerprint,
+prompt, system, schema, sampling parameters) and written the moment each one completes, so a run
+killed in the middle of a ``generate`` step makes no new call for the records already generated
+when it resumes.
 """
 
 from __future__ import annotations
@@ -34,23 +35,30 @@ def embedding_key(model: Embedder, text: str, fingerprint: str | None = None) ->
     return "emb:" + _key(fingerprint or model.fingerprint, text)
 
 
-def embed_cached(ctx: StepContext, model: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Vectors for ``texts`` (one model call for all cache misses) and their store keys."""
+def embed_cached(ctx: StepContext, model: Embedder, texts: Sequence[str]
+                 ) -> tuple[np.ndarray, list[str], list[tuple[int, int] | None]]:
+    """Vectors for ``texts`` (one model call for all cache misses), their store keys, and where each
+    is stored (``(block, row)``; None for a vector kept the way stores did before blocks)."""
     fingerprint = model.fingerprint  # a pydantic dump and a hash: once per batch, not once per text
     keys = [embedding_key(model, t, fingerprint) for t in texts]
-    found = ctx.store.cache_get_many(list(dict.fromkeys(keys)))
-    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    unique = list(dict.fromkeys(keys))
+    where: dict[str, tuple[int, int] | None] = dict(ctx.store.vectors_at(unique))
+    rows = dict(zip(where, ctx.store.vectors_for([(k, at) for k, at in where.items()]), strict=True))
+    legacy = ctx.store.cache_get_many([k for k in unique if k not in where])
+    for k, blob in legacy.items():
+        rows[k], where[k] = np.frombuffer(blob, dtype=np.float32), None
+    missing = [k for k in unique if rows.get(k) is None]
     if missing:
         first = {k: t for k, t in zip(keys, texts, strict=True)}
         vectors = np.asarray(model.embed([first[k] for k in missing]), dtype=np.float32)
-        new = {k: vectors[i].tobytes() for i, k in enumerate(missing)}
-        ctx.store.cache_put_many(new)
-        found.update(new)
+        where.update(ctx.store.put_vectors(missing, vectors))
+        rows.update({k: vectors[i] for i, k in enumerate(missing)})
     ctx.store.add_step_extra(ctx.run_id, ctx.step_id,
                              {"cache_hits": len(keys) - len(missing), "computed": len(missing)})
     if not keys:
-        return np.zeros((0, 0), dtype=np.float32), keys
-    return np.vstack([np.frombuffer(found[k], dtype=np.float32) for k in keys]), keys
+        return np.zeros((0, 0), dtype=np.float32), keys, []
+    matrix = np.vstack([r for r in (rows[k] for k in keys) if r is not None])
+    return matrix, keys, [where.get(k) for k in keys]
 
 
 def generation_key(model: Generator, prompt: str, system: str | None, schema: dict[str, Any] | None,

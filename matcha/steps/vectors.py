@@ -1,8 +1,9 @@
 """Reading the vectors an ``embed`` step stored, for the steps that work on vectors.
 
-An ``embed`` step gives each record a small reference (``{"model", "dim", "key"}``); the float32
-vector itself lives once in the run store's content-addressed cache. :func:`vectors_of` turns a
-batch of records into a matrix with one cache query per batch.
+An ``embed`` step gives each record a small reference (``{"model", "dim", "key", "at"}``); the
+float32 vector itself lives once in the run store, in the block of the model call that made it
+(``at``: block and row). :func:`vectors_of` turns a batch of records into a matrix with one read
+per block, usually one per batch.
 """
 
 from __future__ import annotations
@@ -23,26 +24,25 @@ def vectors_of(ctx: StepContext, batch: list[Record], field: str
                ) -> tuple[list[Record], np.ndarray, list[tuple[Record, str]]]:
     """``(records with a vector, their vectors as an (n, dim) float32 matrix, records without one + why)``."""
     ok: list[Record] = []
-    refs: list[str] = []
+    refs: list[tuple[str, Any]] = []
     bad: list[tuple[Record, str]] = []
     for rec in batch:
         ref = rec.get(field)
         if ref is not None and is_vector_ref(ref):
             ok.append(rec)
-            refs.append(ref["key"])
+            refs.append((ref["key"], ref.get("at")))
         else:
             bad.append((rec, f"field '{field}' holds no vector; name the field an `embed` step wrote"))
-    found = ctx.store.cache_get_many(list(dict.fromkeys(refs))) if refs else {}
+    found = ctx.store.vectors_for(refs) if refs else []
     keep: list[Record] = []
     rows: list[np.ndarray] = []
-    for rec, key in zip(ok, refs, strict=True):
-        blob = found.get(key)
-        if blob is None:
+    for rec, row in zip(ok, found, strict=True):
+        if row is None:
             bad.append((rec, f"the vector in field '{field}' is no longer in the run store (pruned?); "
                              "run the embed step again"))
             continue
         keep.append(rec)
-        rows.append(np.frombuffer(blob, dtype=np.float32))
+        rows.append(row)
     if not rows:
         return keep, np.zeros((0, 0), dtype=np.float32), bad
     sizes = Counter(len(r) for r in rows)

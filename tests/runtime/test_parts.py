@@ -121,3 +121,19 @@ def test_changes_are_what_the_step_replaced_added_or_removed(before: dict[str, o
 
     # values compared by identity: a copy of the record before holds the same objects
     assert changes(dict(before) if before else None, after) == (changed, gone)
+
+
+def test_vectors_are_read_by_block_and_found_by_key_when_their_block_is_gone(store: RunStore) -> None:
+    import numpy as np
+
+    first = store.put_vectors(["a", "b"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+    again = store.put_vectors(["b", "c"], np.array([[0, 1], [1, 1]], dtype=np.float32))  # "b" embedded twice
+    got = store.vectors_for([("a", first["a"]), ("b", first["b"]), ("c", None), ("nope", None)])
+    assert [g.tolist() if g is not None else None for g in got] == [[1, 0], [0, 1], [1, 1], None]
+    # a prune that dropped the first block (no key pointed to it any more) loses nothing still indexed
+    store._conn().execute("DELETE FROM vector_keys WHERE key='a'")
+    store._conn().execute("DELETE FROM vector_blocks WHERE id=?", (first["a"][0],))
+    store.__dict__.pop("_blocks", None)
+    got = store.vectors_for([("b", first["b"]), ("a", first["a"])])
+    assert got[0] is not None and got[0].tolist() == [0, 1] and got[1] is None
+    assert again["b"][0] != first["b"][0]

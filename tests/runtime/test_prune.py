@@ -60,7 +60,7 @@ def _db(project: Path) -> sqlite3.Connection:
 
 
 def _vector_keys(project: Path) -> set[str]:
-    return {r[0] for r in _db(project).execute("SELECT key FROM cache WHERE key LIKE 'emb:%'")}
+    return {r[0] for r in _db(project).execute("SELECT key FROM vector_keys")}
 
 
 def _run(project: Path, spec: str, records: list[dict[str, str]]) -> Run:

@@ -17,8 +17,8 @@ class Cache:
     def __init__(self, blobs: dict[str, bytes]):
         self.blobs = blobs
 
-    def cache_get_many(self, keys: list[str]) -> dict[str, bytes]:
-        return {k: self.blobs[k] for k in keys if k in self.blobs}
+    def vectors_for(self, refs: list[tuple[str, Any]]) -> list[np.ndarray | None]:
+        return [np.frombuffer(self.blobs[k], np.float32) if k in self.blobs else None for k, _at in refs]
 
 
 class Ctx:
