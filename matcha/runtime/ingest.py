@@ -148,7 +148,12 @@ def _id_value(value: Any) -> str:
         return ""
 
 
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
 def _within_depth(value: Any, room: int) -> bool:
+    if type(value) is dict and _CONTAINERS.isdisjoint(map(type, value.values())):
+        return room >= 1  # a flat record (the usual case), checked in C
     if isinstance(value, dict):
         children: Iterable[Any] = value.values()
     elif isinstance(value, list | tuple):

@@ -1,6 +1,7 @@
 """How the run store keeps what a step wrote: one *part* per step and batch, not one row per record.
 
-A part holds, for the records of one written batch (sorted by seq): their seqs (an int64 array),
+A part holds, for the records of one written batch (sorted by seq): their seqs (an int64 array, or
+nothing when they run from ``lo`` to ``hi`` without a gap),
 their statuses (one byte each, absent when all passed on), the fields each record changed (one JSON
 list, a ``{}`` for a record that changed nothing) and the rare extras (reasons, removed fields,
 group links) in a small JSON object. One encode and one insert per batch instead of one per record,
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS parts (
   seqs BLOB, codes BLOB, data TEXT, notes TEXT, keys TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS parts_at ON parts (run, step, lo);
+CREATE INDEX IF NOT EXISTS parts_end ON parts (run, step, hi);
 """
 
 
@@ -66,7 +68,8 @@ def encode(run: int, step: int, rows: list[Row], made: bool) -> tuple[Any, ...]:
         notes["link"] = links
     if gone:
         notes["gone"] = [[list(k), None if len(v) == len(rows) else v] for k, v in gone.items()]
-    return (run, step, int(seqs[0]), int(seqs[-1]), len(rows), int(made), *counts, seqs.tobytes(),
+    lo, hi = int(seqs[0]), int(seqs[-1])
+    return (run, step, lo, hi, len(rows), int(made), *counts, None if hi - lo + 1 == len(rows) else seqs.tobytes(),
             None if counts[OUT] == len(rows) else codes, codec.dumps(mask_obj(datas)),
             codec.dumps(notes) if notes else None, codec.dumps(sorted(keys)))
 
@@ -80,10 +83,11 @@ class Part:
 
     __slots__ = ("_data", "_notes", "codes", "db", "hi", "id", "lo", "seqs")
 
-    def __init__(self, db: sqlite3.Connection, pid: int, lo: int, hi: int, seqs: bytes, codes: bytes | None):
+    def __init__(self, db: sqlite3.Connection, pid: int, lo: int, hi: int, seqs: bytes | None, codes: bytes | None):
         self.db = db
         self.id, self.lo, self.hi = pid, lo, hi
-        self.seqs = np.frombuffer(seqs, dtype=np.int64)
+        # no seqs stored: every seq from lo to hi (the usual case)
+        self.seqs = np.arange(lo, hi + 1, dtype=np.int64) if seqs is None else np.frombuffer(seqs, dtype=np.int64)
         self.codes = None if codes is None else np.frombuffer(codes, dtype=np.uint8)
         self._data: list[Record] | None = None
         self._notes: dict[str, Any] | None = None
@@ -106,6 +110,13 @@ class Part:
             self._load()
         assert self._notes is not None
         return self._notes
+
+    @classmethod
+    def spanning(cls, db: sqlite3.Connection, run: int, step: int, lo: int, hi: int) -> list[Part]:
+        """The parts of a step holding any seq in ``[lo, hi]``."""
+        rows = db.execute("SELECT id, lo, hi, seqs, codes FROM parts WHERE run=? AND step=? AND hi>=? AND lo<=?",
+                          (run, step, lo, hi)).fetchall()
+        return [cls(db, *r) for r in rows]
 
     def code_array(self) -> np.ndarray:
         return np.zeros(len(self.seqs), dtype=np.uint8) if self.codes is None else self.codes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import getpass
 import json
 import os
@@ -78,6 +79,25 @@ class ReviewItem:
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + _secrets.token_hex(3)
 
+
+
+@contextlib.contextmanager
+def fewer_collections(first_generation: int = 50_000) -> Iterator[None]:
+    """Run with the garbage collector's youngest generation collected less often, then restore it.
+
+    A batch makes thousands of small dicts that live until it is written, and with the default
+    threshold (700 allocations) the collector walks them over and over: measured, a third of the
+    time of a chain of cheap steps. Records are plain JSON-like data without reference cycles, so
+    collecting them later costs nothing in memory that the batch size does not already bound."""
+    old = gc.get_threshold()
+    if old[0] >= first_generation:
+        yield
+        return
+    gc.set_threshold(first_generation, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 class Run:
     """A run of a pipeline. Obtain one from ``Pipeline.run()`` or ``Run.open(run_id)``."""
@@ -312,7 +332,7 @@ class Run:
 
         from matcha.runtime.executor import Runner, compile_graph, open_checkpointer
 
-        with self._lock():
+        with self._lock(), fewer_collections():
             store = self._ws.store
             store.set_status(self.id, "running")
             runner = Runner(self._executable_plan(), store, self.id, self._row.params, progress,

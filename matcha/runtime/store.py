@@ -307,8 +307,7 @@ class RunStore(ReviewTables):
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
         """Seqs in ``[lo, hi]`` the step already wrote a row for."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
-        cursor = parts.PartCursor(self._conn(), run, step)
-        return {int(s) for p in cursor.upto(lo, hi) for s in p.select(lo, hi, None)}
+        return {int(s) for p in parts.Part.spanning(self._conn(), run, step, lo, hi) for s in p.select(lo, hi, None)}
 
     def iter_input(self, run_id: str, lineage: Sequence[str], needs: Sequence[str], batch_size: int,
                    status: str = "out", join: bool = True, skip_step: str | None = None,

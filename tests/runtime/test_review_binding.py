@@ -114,10 +114,11 @@ def test_tampered_decisions_are_not_published(project: Path, cli: Cli) -> None:
         # and the draft as the draft step stored it (its part: one JSON list, aligned with its seqs)
         seq = db.execute("SELECT i.seq FROM items i JOIN keys k ON k.kind='run' AND k.key=i.run "
                          "WHERE k.name=? AND i.record_id='m2'", (run_id,)).fetchone()[0]
-        pid, seqs = db.execute("SELECT p.id, p.seqs FROM parts p JOIN keys s ON s.kind='step' AND s.key=p.step "
-                               "AND s.run=p.run JOIN keys r ON r.kind='run' AND r.key=p.run WHERE r.name=? "
-                               "AND s.name='draft' AND p.lo<=? AND p.hi>=?", (run_id, seq, seq)).fetchone()
-        at = list(array.array("q", seqs)).index(seq)
+        pid, lo, seqs = db.execute("SELECT p.id, p.lo, p.seqs FROM parts p JOIN keys s ON s.kind='step' "
+                                   "AND s.key=p.step AND s.run=p.run JOIN keys r ON r.kind='run' AND r.key=p.run "
+                                   "WHERE r.name=? "
+                                   "AND s.name='draft' AND p.lo<=? AND p.hi>=?", (run_id, seq, seq)).fetchone()
+        at = seq - lo if seqs is None else list(array.array("q", seqs)).index(seq)
         db.execute(f"UPDATE parts SET data=json_set(data, '$[{at}].draft', ?) WHERE id=?", (forged, pid))
     db.close()
     done = json.loads(cli("approve", run_id, "--all", "--json").stdout)
