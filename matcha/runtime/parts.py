@@ -70,8 +70,17 @@ def encode(run: int, step: int, rows: list[Row], made: bool) -> tuple[Any, ...]:
         notes["gone"] = [[list(k), None if len(v) == len(rows) else v] for k, v in gone.items()]
     lo, hi = int(seqs[0]), int(seqs[-1])
     return (run, step, lo, hi, len(rows), int(made), *counts, None if hi - lo + 1 == len(rows) else seqs.tobytes(),
-            None if counts[OUT] == len(rows) else codes, codec.dumps(mask_obj(datas)),
+            None if counts[OUT] == len(rows) else codes, codec.dumps(mask_obj(_table(datas))),
             codec.dumps(notes) if notes else None, codec.dumps(sorted(keys)))
+
+
+def _table(datas: list[Record]) -> list[Record] | dict[str, Any]:
+    """Records that all have the same fields in the same order as a table (field names once, one
+    list of values per record): smaller, and merged on reading without making a dict per record."""
+    first = tuple(datas[0])
+    if len(datas) < 2 or not first or any(tuple(d) != first for d in datas):
+        return datas
+    return {"keys": list(first), "rows": [list(d.values()) for d in datas]}
 
 
 INSERT = "INSERT OR REPLACE INTO parts (run, step, lo, hi, n, made, n_out, n_dropped, n_quarantined, n_grouped, " \
@@ -81,7 +90,7 @@ INSERT = "INSERT OR REPLACE INTO parts (run, step, lo, hi, n, made, n_out, n_dro
 class Part:
     """One part's seqs and statuses; its data and notes are read on first use."""
 
-    __slots__ = ("_data", "_notes", "codes", "db", "hi", "id", "lo", "seqs")
+    __slots__ = ("_data", "_notes", "_table", "codes", "db", "hi", "id", "lo", "seqs")
 
     def __init__(self, db: sqlite3.Connection, pid: int, lo: int, hi: int, seqs: bytes | None, codes: bytes | None):
         self.db = db
@@ -90,17 +99,26 @@ class Part:
         self.seqs = np.arange(lo, hi + 1, dtype=np.int64) if seqs is None else np.frombuffer(seqs, dtype=np.int64)
         self.codes = None if codes is None else np.frombuffer(codes, dtype=np.uint8)
         self._data: list[Record] | None = None
+        self._table: tuple[list[str], list[list[Any]]] | None = None
         self._notes: dict[str, Any] | None = None
 
     def _load(self) -> None:
         data, notes = self.db.execute("SELECT data, notes FROM parts WHERE id=?", (self.id,)).fetchone()
-        self._data = codec.loads(data)
+        loaded = codec.loads(data)
+        if isinstance(loaded, dict):
+            self._table = (loaded["keys"], loaded["rows"])
+        else:
+            self._data = loaded
         self._notes = codec.loads(notes) if notes else {}
 
     @property
     def data(self) -> list[Record]:
         if self._data is None:
-            self._load()
+            if self._notes is None:
+                self._load()
+            if self._table is not None:
+                keys, rows = self._table
+                self._data = [dict(zip(keys, row, strict=True)) for row in rows]
         assert self._data is not None
         return self._data
 
@@ -147,12 +165,19 @@ class Part:
         hit = np.nonzero(pos >= 0)[0]
         if not len(hit):
             return
-        data = self.data
+        if self._notes is None:
+            self._load()
         pairs = list(zip(hit.tolist(), pos[hit].tolist(), strict=True))
-        for j, i in pairs:
-            d = data[i]
-            if d:
-                recs[j].update(d)
+        if self._table is not None and self._data is None:
+            keys, rows = self._table
+            for j, i in pairs:
+                recs[j].update(zip(keys, rows[i], strict=True))
+        else:
+            data = self.data
+            for j, i in pairs:
+                d = data[i]
+                if d:
+                    recs[j].update(d)
         if "gone" in self.notes:
             gone = self.gone()
             for j, i in pairs:

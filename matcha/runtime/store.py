@@ -302,7 +302,12 @@ class RunStore(ReviewTables):
         values = parts.encode(run, step, rows, made)
         with self.tx() as db:
             db.execute(parts.INSERT, values)
-        return codec.loads(values[12]) if decoded else None
+        if not decoded:
+            return None
+        stored = codec.loads(values[12])
+        if isinstance(stored, dict):  # a table: the rows' fields once
+            return [dict(zip(stored["keys"], row, strict=True)) for row in stored["rows"]]
+        return list(stored)
 
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
         """Seqs in ``[lo, hi]`` the step already wrote a row for."""

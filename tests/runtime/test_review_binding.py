@@ -119,7 +119,9 @@ def test_tampered_decisions_are_not_published(project: Path, cli: Cli) -> None:
                                    "WHERE r.name=? "
                                    "AND s.name='draft' AND p.lo<=? AND p.hi>=?", (run_id, seq, seq)).fetchone()
         at = seq - lo if seqs is None else list(array.array("q", seqs)).index(seq)
-        db.execute(f"UPDATE parts SET data=json_set(data, '$[{at}].draft', ?) WHERE id=?", (forged, pid))
+        table = db.execute("SELECT json_type(data) = 'object' FROM parts WHERE id=?", (pid,)).fetchone()[0]
+        path = f"$.rows[{at}][0]" if table else f"$[{at}].draft"  # a table: field names once, then values
+        db.execute(f"UPDATE parts SET data=json_set(data, '{path}', ?) WHERE id=?", (forged, pid))
     db.close()
     done = json.loads(cli("approve", run_id, "--all", "--json").stdout)
     assert done["status"] == "succeeded"
