@@ -607,26 +607,41 @@ class RunStore(ReviewTables):
     def vectors_for(self, refs: Sequence[tuple[str, Sequence[int] | None]]) -> list[np.ndarray | None]:
         """The vector of each ``(key, (block, row) or None)`` reference, None where none is stored."""
         out: list[np.ndarray | None] = [None] * len(refs)
-        places: list[tuple[int, Sequence[int]]] = []
+        blocks: dict[int, tuple[list[int], list[int]]] = {}
         unplaced: dict[str, list[int]] = {}
         for i, (key, at) in enumerate(refs):
-            if at and self.vector_block(int(at[0])) is not None:
-                places.append((i, at))
-            else:  # no place, or its block was pruned (the key may live on in another block)
+            if at:
+                got = blocks.get(at[0])
+                if got is None:
+                    blocks[at[0]] = ([i], [at[1]])
+                else:
+                    got[0].append(i)
+                    got[1].append(at[1])
+            else:
                 unplaced.setdefault(key, []).append(i)
-        if unplaced:
-            found = self.vectors_at(list(unplaced))
-            for key, at in found.items():
-                places += [(i, at) for i in unplaced[key]]
-            legacy = self.cache_get_many([k for k in unplaced if k not in found])  # stores before blocks
-            for key, blob in legacy.items():
-                for i in unplaced[key]:
-                    out[i] = np.frombuffer(blob, dtype=np.float32)
-        for i, (block, row) in places:
+        for block, (idx, rows) in blocks.items():
             matrix = self.vector_block(int(block))
-            if matrix is not None and 0 <= int(row) < len(matrix):
-                out[i] = matrix[int(row)]
+            if matrix is None or max(rows) >= len(matrix):  # pruned, or superseded: find it by key
+                for i in idx:
+                    unplaced.setdefault(refs[i][0], []).append(i)
+                continue
+            for i, row in zip(idx, matrix[rows], strict=True):  # one fancy-index per block
+                out[i] = row
+        if unplaced:
+            self._vectors_by_key(unplaced, out)
         return out
+
+    def _vectors_by_key(self, unplaced: dict[str, list[int]], out: list[np.ndarray | None]) -> None:
+        found = self.vectors_at(list(unplaced))
+        for key, (block, row) in found.items():
+            matrix = self.vector_block(block)
+            if matrix is not None and row < len(matrix):
+                for i in unplaced[key]:
+                    out[i] = matrix[row]
+        legacy = self.cache_get_many([k for k in unplaced if k not in found])  # stores before blocks
+        for key, blob in legacy.items():
+            for i in unplaced[key]:
+                out[i] = np.frombuffer(blob, dtype=np.float32)
 
 
 def _rows_to_parts(db: sqlite3.Connection) -> None:

@@ -80,16 +80,15 @@ class DescribeSegmentsStep(Step):
                 continue
             segs = np.array([r[cfg.segment] for r in recs])
             total += len(recs)
-            for s in segs.tolist():
-                sizes[s] = sizes.get(s, 0) + 1
+            for s, c in zip(*(a.tolist() for a in np.unique(segs, return_counts=True)), strict=True):
+                sizes[s] = sizes.get(s, 0) + c
             for r in recs:
                 if r.get(f"{cfg.segment}_outlier"):
                     outliers[r[cfg.segment]] = outliers.get(r[cfg.segment], 0) + 1
             texts = [r.get(cfg.text) if isinstance(r.get(cfg.text), str) else None for r in recs]
             words.add(segs, texts)
             dist = [r.get(f"{cfg.segment}_distance", 1.0 - float(r.get(f"{cfg.segment}_score") or 0)) for r in recs]
-            members = [{"id": r["id"], "text": (t or "")[:400]} for r, t in zip(recs, texts, strict=True)]
-            closest.add(segs, dist, members)
+            closest.add(segs, dist, recs)  # the records themselves: only the few kept are read later
             for f in cfg.numeric:
                 for s, r in zip(segs.tolist(), recs, strict=True):
                     v = _number(r.get(f))
@@ -110,8 +109,8 @@ class DescribeSegmentsStep(Step):
             segments.append({
                 "segment": s, "size": sizes[s], "share": sizes[s] / total, "outliers": outliers.get(s, 0),
                 "keywords": [[t, round(sc, 4)] for t, sc in keywords.get(s, [])],
-                "examples": [item["text"] for _, item in closest.get(s)],
-                "example_ids": [item["id"] for _, item in closest.get(s)],
+                "examples": [_text(rec.get(cfg.text))[:400] for _, rec in closest.get(s)],
+                "example_ids": [rec["id"] for _, rec in closest.get(s)],
                 "numeric": numeric,
             })
         return {"total": total, "segments": segments}
@@ -202,6 +201,10 @@ def _accept(text: str) -> str | None:
     if not brief:
         return "no brief after the name"
     return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _number(value: Any) -> float | None:
