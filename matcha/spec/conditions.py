@@ -51,43 +51,6 @@ def _check(node: ast.AST) -> None:
         raise ConditionError(f"'{ast.unparse(node)}' is not allowed in a condition")
 
 
-def _ev(node: ast.AST, rec: dict[str, Any]) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return _NAMES[node.id] if node.id in _NAMES else rec.get(node.id, _MISSING)
-    if isinstance(node, ast.List | ast.Tuple):
-        return [None if (v := _ev(e, rec)) is _MISSING else v for e in node.elts]
-    if isinstance(node, ast.UnaryOp):
-        val = _ev(node.operand, rec)
-        if val is _MISSING:
-            val = None
-        return (not val) if isinstance(node.op, ast.Not) else -val
-    if isinstance(node, ast.BoolOp):
-        vals = (None if (v := _ev(n, rec)) is _MISSING else v for n in node.values)
-        return all(vals) if isinstance(node.op, ast.And) else any(vals)
-    assert isinstance(node, ast.Compare)
-    return _compare(node, rec)
-
-
-def _compare(node: ast.Compare, rec: dict[str, Any]) -> bool:
-    left = _ev(node.left, rec)
-    for op, comp in zip(node.ops, node.comparators, strict=True):
-        right = _ev(comp, rec)
-        if left is _MISSING or right is _MISSING:
-            # a comparison with a field the record lacks never holds (`x == null` aside)
-            if not (isinstance(op, ast.Eq) and None in (left, right)):
-                return False
-            left = right = None
-        try:
-            if not _CMP[type(op)](left, right):
-                return False
-        except TypeError:
-            return False  # e.g. None < 3: a missing field never matches
-        left = right
-    return True
-
-
 def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
     """Parse and check ``text``; return a predicate over a record. Raises ConditionError."""
     try:
@@ -97,6 +60,68 @@ def compile_condition(text: str) -> Callable[[dict[str, Any]], bool]:
         raise ConditionError(f"invalid condition syntax: {exc.msg}") from exc
     except RecursionError as exc:  # e.g. thousands of `not`: a user mistake, not a crash
         raise ConditionError("the condition is nested too deeply") from exc
+    try:
+        fn = _compile(tree.body)
+    except RecursionError as exc:
+        raise ConditionError("the condition is nested too deeply") from exc
+    return lambda rec: (v := fn(rec)) is not _MISSING and bool(v)
 
-    body = tree.body
-    return lambda rec: (v := _ev(body, rec)) is not _MISSING and bool(v)
+
+Fn = Callable[[dict[str, Any]], Any]
+
+
+def _constant(node: ast.AST) -> Any:
+    """The value of a literal, true/false/null or negative number; ``_MISSING`` for anything else."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _NAMES:
+        return _NAMES[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        try:
+            return -node.operand.value  # type: ignore[operator]
+        except TypeError:  # -"text"
+            raise ConditionError(f"'{ast.unparse(node)}' is not allowed in a condition") from None
+    return _MISSING
+
+
+def _compile(node: ast.AST) -> Fn:
+    """``node`` as a closure, built once: no walk of the tree for every record."""
+    constant = _constant(node)
+    if constant is not _MISSING:
+        return lambda rec: constant
+    if isinstance(node, ast.Name):
+        name = node.id
+        return lambda rec: rec.get(name, _MISSING)
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_compile(e) for e in node.elts]
+        return lambda rec: [None if (v := f(rec)) is _MISSING else v for f in items]
+    if isinstance(node, ast.UnaryOp):  # not
+        inner = _compile(node.operand)
+        return lambda rec: not (None if (v := inner(rec)) is _MISSING else v)
+    if isinstance(node, ast.BoolOp):
+        parts = [_compile(n) for n in node.values]
+        test = all if isinstance(node.op, ast.And) else any
+        return lambda rec: test(None if (v := f(rec)) is _MISSING else v for f in parts)
+    assert isinstance(node, ast.Compare)
+    left = _compile(node.left)
+    chain = [(_CMP[type(op)], isinstance(op, ast.Eq), _compile(c)) for op, c in zip(node.ops, node.comparators,
+                                                                                   strict=True)]
+
+    def compare(rec: dict[str, Any]) -> bool:
+        a = left(rec)
+        for op, eq, right in chain:
+            b = right(rec)
+            if a is _MISSING or b is _MISSING:
+                # a comparison with a field the record lacks never holds (`x == null` aside)
+                if not (eq and None in (a, b)):
+                    return False
+                a = b = None
+            try:
+                if not op(a, b):
+                    return False
+            except TypeError:
+                return False  # e.g. None < 3: a missing field never matches
+            a = b
+        return True
+
+    return compare
