@@ -31,7 +31,7 @@ from matcha.errors import RunError
 from matcha.runtime import codec, parts
 from matcha.runtime.parts import Row
 from matcha.runtime.store_review import ReviewTables
-from matcha.secrets import mask, mask_obj
+from matcha.secrets import mask
 
 Record = dict[str, Any]
 
@@ -109,11 +109,6 @@ class Artifact:
     media_type: str
     path: Path
     created_at: float
-
-
-def encode_data(data: Any) -> str:
-    """A record's fields as the store keeps them: JSON, secrets masked."""
-    return codec.dumps(mask_obj(data))
 
 
 
