@@ -175,23 +175,27 @@ def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
         # the whole record, as the step had it: what someone fixing it needs to see
         rows.append((seqs[rec["id"]], "quarantined", why, {k: v for k, v in rec.items() if k != "id"}, None, None))
         log.warning("record quarantined", step=ctx.step_id, record=rec["id"], reason=why)
-    stored = ctx.store.write_rows(ctx.run_id, ctx.step_id, rows, made=new, decoded=collect)
+    # a record whose changes are plain JSON values (and no secret to mask) reads back as it is
+    same = collect and not masking()
+    exact = [same and status == "out" and changed is not None and _SCALARS.issuperset(map(type, changed.values()))
+             and _STR.issuperset(map(type, changed)) for _seq, status, _why, changed, _gone, _link in rows]
+    stored = ctx.store.write_rows(ctx.run_id, ctx.step_id, rows, made=new, decoded=collect and not all(exact))
     if not collect:
         return []
-    assert stored is not None
     ids = {seq: rid for rid, seq in seqs.items()}
     out = []
-    same = not masking()
     after = {rec["id"]: rec for rec in outcome.out}
-    for (seq, status, _why, changed, removed, _link), data in zip(sorted(rows, key=lambda r: r[0]), stored,
-                                                                  strict=True):
+    order = sorted(range(len(rows)), key=lambda i: rows[i][0])
+    for n, i in enumerate(order):
+        seq, status, _why, _changed, removed, _link = rows[i]
         if status != "out":
             continue
         rid = ids[seq]
-        if same and changed is not None and _SCALARS.issuperset(map(type, changed.values())) \
-                and _STR.issuperset(map(type, changed)):
-            out.append((rid, seq, after[rid]))  # what was stored reads back the same: no copy needed
+        if exact[i]:
+            out.append((rid, seq, after[rid]))  # no copy needed
             continue
+        assert stored is not None
+        data = stored[n]
         rec = dict(before.get(rid) or {})
         rec.update(data)
         for k in removed or ():
@@ -260,9 +264,8 @@ def input_view(ctx: StepContext, when: When) -> DatasetView:
     """The step's whole input as a dataset (records failing ``when`` left out)."""
 
     def batches(size: int | None, fields: Collection[str] | None) -> Iterator[list[Record]]:
-        rows_of = ctx.store.iter_input(ctx.run_id, ctx.lineage, ctx.needs, size or ctx.batch_size,
-                                       fields=fields if when is None else None)  # `when` may read any field
-        for rows in rows_of:
+        # `when` may read any field
+        for rows in input_batches(ctx, size, skip_done=False, fields=fields if when is None else None):
             recs = [rec for _rid, _seq, rec in rows]
             if when is not None:
                 recs = [r for r in recs if when(r)]
@@ -287,7 +290,7 @@ def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
     else:
         drive(step, ctx, processing(step, ctx, on_error), when)
     if step.scope == "dataset":
-        figures = step.summarize(_own_output(ctx), ctx)
+        figures = step.summarize(upstream_view(ctx, ctx.step_id, [*ctx.lineage, ctx.step_id]), ctx)
         if figures:
             ctx.store.add_step_extra(ctx.run_id, ctx.step_id, figures, replace=True)
 
@@ -339,16 +342,6 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
         crash_point(f"batch.written:{ctx.step_id}")
         progressed += len(rows)
         ctx.progress(ctx.step_id, progressed, total)
-
-
-def _own_output(ctx: StepContext) -> DatasetView:
-    lineage = [*ctx.lineage, ctx.step_id]
-
-    def batches(size: int | None, fields: Collection[str] | None) -> Iterator[list[Record]]:
-        for rows in ctx.store.iter_input(ctx.run_id, lineage, [ctx.step_id], size or ctx.batch_size, fields=fields):
-            yield [rec for _rid, _seq, rec in rows]
-
-    return DatasetView(ctx.store.count_input(ctx.run_id, [ctx.step_id]), batches)
 
 
 def upstream_view(ctx: StepContext, step_id: str, lineage: list[str]) -> DatasetView:
