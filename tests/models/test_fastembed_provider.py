@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,24 +113,21 @@ def test_fingerprint_ignores_runtime_knobs() -> None:
     assert FastEmbedProvider("e", FastEmbedConfig(model="BAAI/bge-small-en-v1.5")).fingerprint != base
 
 
-def test_speed_close_to_raw_fastembed(embedder: FastEmbedProvider) -> None:
+def test_vectors_match_raw_fastembed(embedder: FastEmbedProvider) -> None:
+    # Speed against raw fastembed is measured by benchmarks/embed_throughput.py (not a timed test: a shared
+    # CI machine makes timings noise). Here: what the provider returns is what the raw library computes.
+    import numpy as np
     from fastembed import TextEmbedding
 
     raw = TextEmbedding(bundle.EMBED_MODEL, specific_model_path=str(bundle.default_embed_model_dir()))
     texts = [f"short review number {i}: the delivery was {'fast' if i % 2 else 'slow'}" for i in range(128)]
-
-    def best(fn: Any) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    ours = best(lambda: embedder.embed(texts))
-    theirs = best(lambda: list(raw.embed(texts, batch_size=256)))
-    # The target is >= 0.9x raw throughput; the margin absorbs noise on shared CI machines.
-    assert theirs / ours > 0.75, (ours, theirs)
+    ours = np.asarray(embedder.embed(texts), dtype=np.float32)
+    theirs = np.asarray(list(raw.embed(texts, batch_size=256)), dtype=np.float32)
+    assert ours.shape == theirs.shape
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    ours_n = ours / np.linalg.norm(ours, axis=1, keepdims=True)
+    # The quantized graph varies very slightly with a text's batchmates (see docs/models.md).
+    assert float((ours_n * theirs).sum(axis=1).min()) > 0.99
 
 
 def test_corrupted_bundle_is_rejected(tmp_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
