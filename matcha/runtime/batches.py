@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Iterable, Iterator
+from itertools import chain, repeat
+from operator import is_, is_not, itemgetter, methodcaller
+from typing import Any, cast
 
+import numpy as np
 import structlog
 
 from matcha.errors import MatchaError, StepError
 from matcha.runtime.faults import crash_point
-from matcha.runtime.parts import Row
+from matcha.runtime.parts import CODE, Row
+from matcha.runtime.tracked import MISSING, Tracked
 from matcha.secrets import mask, masking
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
 
@@ -76,26 +81,32 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
     """One batch through ``handler``, its outcome written. With ``collect``, returns the records the
     step passed on, in seq order, exactly as a later read of the store gives them (the rows just
     written, decoded): the input of the next step of a chain."""
-    seqs: dict[str, int] = {}
-    before: dict[str, Record] = {}
-    batch: list[Record] = []
+    ids = [r[0] for r in rows]
+    recs = [r[2] for r in rows]
+    for rec, rid in zip(recs, ids, strict=True):
+        dict.__setitem__(rec, "id", rid)
+    before: Logged | Before | None = None
+    if not new:
+        # a step may change nested values in place, which no note shows: compare against a deep copy
+        nested = step.mutates_nested and not _NESTED.isdisjoint(map(type, chain.from_iterable(map(dict.values, recs))))
+        before = None if nested else Logged.of(recs, ids)
+        before = before or Before(recs, ids, deep=step.mutates_nested)
     outcome = BatchOutcome()
-    deep = step.mutates_nested
-    for rid, seq, rec in rows:
-        rec["id"] = rid
-        seqs[rid] = seq
-        if not new:
-            before[rid] = _deep_copy(rec) if deep else dict(rec)
-        if when is None or when(rec):
-            batch.append(rec)
-        else:
-            outcome.dropped.append((rec, "condition `when` not met"))
+    batch = recs
+    if when is not None:
+        batch = []
+        for rec in recs:
+            if when(rec):
+                batch.append(rec)
+            else:
+                outcome.dropped.append((rec, "condition `when` not met"))
     if batch:
         result = handler(batch)
         check_ids(result, {r["id"] for r in batch}, ctx.step_id)
         outcome.out += result.out
         outcome.dropped += result.dropped
         outcome.quarantined += result.quarantined
+    seqs = dict(zip(ids, (r[1] for r in rows), strict=True))
     passed = write_outcome(ctx, outcome, seqs, before, collect=collect, new=new)
     crash_point(f"batch.written:{ctx.step_id}")
     return passed
@@ -142,6 +153,121 @@ def _deep_copy(rec: Record) -> Record:
     return {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in rec.items()}
 
 
+class Before:
+    """What a batch's records held before a step, to tell what it changed.
+
+    When every record has the same fields in the same order (the usual case: rows of one source)
+    the values are kept as one flat list, taken in C without a copy per record, and the change is
+    found a column at a time (:meth:`columns`). Otherwise each record is copied (deeply for a step
+    that changes nested values in place, unless no value is nested)."""
+
+    __slots__ = ("copies", "flat", "keys", "pos")
+
+    def __init__(self, recs: list[Record], ids: list[str], *, deep: bool = False):
+        self.pos = dict(zip(ids, range(len(ids)), strict=True))
+        self.keys: tuple[str, ...] | None = None
+        self.flat: list[Any] = []
+        self.copies: dict[str, Record] = {}
+        shapes = set(map(tuple, map(dict.keys, recs)))
+        if len(shapes) == 1:
+            flat = list(chain.from_iterable(map(dict.values, recs)))
+            if not deep or _NESTED.isdisjoint(map(type, flat)):
+                self.keys, self.flat = shapes.pop(), flat
+                return
+        self.copies = {rid: _deep_copy(r) if deep else dict(r) for rid, r in zip(ids, recs, strict=True)}
+
+    def get(self, rid: str) -> Record | None:
+        if self.keys is None:
+            return self.copies.get(rid)
+        i = self.pos.get(rid)
+        if i is None:
+            return None
+        k = len(self.keys)
+        return dict(zip(self.keys, self.flat[i * k:(i + 1) * k], strict=True))
+
+    def columns(self, recs: list[Record]) -> tuple[list[str], list[list[Any]], list[str], list[int]] | None:
+        """What ``recs`` (records of this batch, any order) changed, by column: the fields any of
+        them changed or added (in their order), each as a column of values, the fields all of them
+        removed, and each record's index in the batch. None when the records do not all have the
+        same fields in the same order (then :func:`changes` compares record by record)."""
+        if self.keys is None or not recs:
+            return None
+        shapes = set(map(tuple, map(dict.keys, recs)))
+        if len(shapes) != 1:
+            return None
+        after = shapes.pop()
+        idx = list(map(self.pos.__getitem__, map(_ID, recs)))
+        same_order = len(idx) == len(self.pos) and idx == sorted(idx)
+        k = len(self.keys)
+        at = {key: j for j, key in enumerate(self.keys)}
+        fields, cols = [], []
+        for key in after:
+            if key == "id":
+                continue
+            col = list(map(itemgetter(key), recs))
+            j = at.get(key)
+            if j is not None:
+                old = self.flat[j::k]
+                if not same_order:
+                    old = list(map(old.__getitem__, idx))
+                if not any(map(is_not, old, col)):
+                    continue
+            fields.append(key)
+            cols.append(col)
+        kept = set(after)
+        gone = [key for key in self.keys if key not in kept and key != "id"]
+        return fields, cols, gone, idx
+
+
+_ID = itemgetter("id")
+
+
+class Logged:
+    """What a batch of :class:`Tracked` records held before a step, from the changes they noted
+    (no copy taken). :meth:`columns` reads what the step changed when it changed the records it
+    was given (not new dicts)."""
+
+    __slots__ = ("pos", "recs")
+
+    def __init__(self, recs: list[Tracked], ids: list[str]):
+        self.recs = recs
+        self.pos = dict(zip(ids, range(len(ids)), strict=True))
+
+    @classmethod
+    def of(cls, recs: list[Record], ids: list[str]) -> Logged | None:
+        if set(map(type, recs)) != {Tracked}:
+            return None
+        mine = cast(list[Tracked], recs)
+        for rec in mine:
+            rec.forget()
+        return cls(mine, ids)
+
+    def get(self, rid: str) -> Record | None:
+        i = self.pos.get(rid)
+        return None if i is None else self.recs[i].original()
+
+    def columns(self, recs: list[Record]) -> tuple[list[str], list[list[Any]], list[str], list[int]] | None:
+        """As :meth:`Before.columns`, or None when some record is not one of the batch's own, or
+        lost a field others kept."""
+        idx = list(map(self.pos.get, map(_ID, recs)))
+        if None in idx or not all(map(is_, map(self.recs.__getitem__, idx), recs)):  # type: ignore[arg-type]
+            return None
+        notes = [rec.was for rec in self.recs if rec.was]  # forgotten when the next step starts (see `of`)
+        touched = set().union(*notes) - {"id"}
+        fields, cols, gone = [], [], []
+        first = [k for k in recs[0] if k in touched] if recs else []
+        for key in [*first, *sorted(touched.difference(first))]:
+            col = list(map(methodcaller("get", key, MISSING), recs))
+            if not any(map(is_, col, repeat(MISSING))):
+                fields.append(key)
+                cols.append(col)
+            elif all(map(is_, col, repeat(MISSING))):
+                gone.append(key)
+            else:
+                return None  # some records have it, some not: record by record
+        return fields, cols, gone, idx  # type: ignore[return-value]
+
+
 def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
     """The fields of ``after`` that are new or were replaced, and the fields it no longer has.
 
@@ -157,11 +283,15 @@ def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
 
 
 def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
-                  before: dict[str, Record] | None = None, links: dict[str, int] | None = None, *,
+                  before: Before | Logged | dict[str, Record] | None = None, links: dict[str, int] | None = None, *,
                   collect: bool = False, new: bool = False) -> list[tuple[str, int, Record]]:
     """Write a batch's outcome as one part. With ``collect``, returns ``(id, seq, record)`` of each
     record passed on, in seq order, as a later read of the store gives it: its fields before the
     step, updated with the changes as stored (JSON-normalised, secrets masked)."""
+    if isinstance(before, Before | Logged) and not links and not outcome.quarantined and not new:
+        fast = _write_columns(ctx, outcome, seqs, before, collect)
+        if fast is not None:
+            return fast
     before = before or {}
     rows: list[Row] = []
     for rec in outcome.out:
@@ -203,6 +333,43 @@ def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
         rec["id"] = rid
         out.append((rid, seq, rec))
     return out
+
+
+def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int], before: Before | Logged,
+                   collect: bool) -> list[tuple[str, int, Record]] | None:
+    """:func:`write_outcome` for a batch whose records all have the same fields before and after the
+    step (and none quarantined): the change found and stored a column at a time, one table per part.
+    None when the batch is not of that shape."""
+    recs = outcome.out + [rec for rec, _why in outcome.dropped]
+    found = before.columns(recs) if recs else None
+    if found is None:
+        return None
+    fields, cols, gone, idx = found
+    # plain JSON values (and no secret to mask) read back as they are: the next step of a chain can
+    # take the records themselves
+    exact = not masking() and all(_SCALARS.issuperset(map(type, col)) for col in cols)
+    if collect and not exact:
+        return None  # the record-by-record path decodes what was stored
+    n, n_out = len(recs), len(outcome.out)
+    order = np.argsort(np.asarray(idx), kind="stable")
+    where = np.empty(n, dtype=np.int64)
+    where[order] = np.arange(n)  # a record's index in the part
+    ordered = order.tolist()
+    if ordered != list(range(n)):
+        cols = [list(map(col.__getitem__, ordered)) for col in cols]
+    codes = np.zeros(n, dtype=np.uint8)
+    codes[n_out:] = CODE["dropped"]
+    seq_of = np.fromiter(map(seqs.__getitem__, map(_ID, recs)), dtype=np.int64, count=n)
+    data: list[Record] | dict[str, Any] = {"keys": fields, "rows": list(map(list, zip(*cols, strict=True)))} \
+        if fields else [{} for _ in range(n)]
+    reasons = [[int(where[n_out + i]), why] for i, (_rec, why) in enumerate(outcome.dropped)]
+    notes = {"gone": [[gone, None]]} if gone else {}
+    ctx.store.write_part(ctx.run_id, ctx.step_id, seq_of[order], codes[order].tobytes(), data, {*fields, *gone},
+                         reasons, notes)
+    if not collect:
+        return []
+    passed = [recs[i] for i in ordered if i < n_out]
+    return [(rec["id"], seqs[rec["id"]], rec) for rec in passed]
 
 
 def check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -48,13 +49,9 @@ def encode(run: int, step: int, rows: list[Row], made: bool) -> tuple[Any, ...]:
     """The ``parts`` row for ``rows`` (any order; one per seq)."""
     rows = sorted(rows, key=lambda r: r[0])
     seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    codes = bytes(CODE[r[1]] for r in rows)
-    counts = [0, 0, 0, 0]
-    for c in codes:
-        counts[c] += 1
     datas = [r[3] or {} for r in rows]
     keys: set[str] = set().union(*datas)
-    reasons = [[i, mask(r[2])] for i, r in enumerate(rows) if r[2]]
+    reasons = [[i, r[2]] for i, r in enumerate(rows) if r[2]]
     links = [[i, r[5]] for i, r in enumerate(rows) if r[5] is not None]
     gone: dict[tuple[str, ...], list[int]] = {}
     for i, r in enumerate(rows):
@@ -62,15 +59,45 @@ def encode(run: int, step: int, rows: list[Row], made: bool) -> tuple[Any, ...]:
             gone.setdefault(tuple(r[4]), []).append(i)
             keys.update(r[4])
     notes: dict[str, Any] = {}
-    if reasons:
-        notes["reason"] = reasons
     if links:
         notes["link"] = links
     if gone:
         notes["gone"] = [[list(k), None if len(v) == len(rows) else v] for k, v in gone.items()]
+    return pack(run, step, seqs, bytes(CODE[r[1]] for r in rows), _table(datas), keys, reasons, notes, made)
+
+
+def encode_items(run: int, step: int, rows: list[tuple[str, int, str, str | None, Record]]) -> tuple[Any, ...]:
+    """The part for records brought into a run, ``(record_id, seq, status, reason, data)`` in seq
+    order: when all passed and have the same fields in the same order (rows of one source), the
+    table is made a column at a time, without a dict per record."""
+    datas = [r[4] for r in rows]
+    shapes = set(map(tuple, map(dict.keys, datas)))
+    if len(shapes) != 1 or any(r[2] != "out" for r in rows):
+        return encode(run, step, [(seq, status, reason, {k: v for k, v in data.items() if k != "id"}, None, None)
+                                  for _rid, seq, status, reason, data in rows], made=False)
+    keys = [k for k in shapes.pop() if k != "id"]
+    seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    if len(keys) > 1:
+        table: list[Any] = list(map(list, map(itemgetter(*keys), datas)))
+    else:
+        table = [[d[k] for k in keys] for d in datas]
+    data: list[Record] | dict[str, Any] = {"keys": keys, "rows": table} if keys else [{} for _ in rows]
+    return pack(run, step, seqs, bytes(len(rows)), data, set(keys), [], {}, False)
+
+
+def pack(run: int, step: int, seqs: np.ndarray, codes: bytes, data: list[Record] | dict[str, Any],
+         keys: set[str], reasons: list[list[Any]], notes: dict[str, Any], made: bool) -> tuple[Any, ...]:
+    """The ``parts`` row for the records at ``seqs`` (sorted): one status code each, their changed
+    fields (a list of dicts or a table, see :func:`_table`), every field name written or removed,
+    ``[[index, reason]]`` and the other notes (``link``, ``gone``)."""
+    counts = [codes.count(c) for c in range(len(STATUSES))]
+    if reasons:
+        masked: dict[str, str] = {}  # reasons repeat (a filter's): mask each distinct one once
+        notes = {"reason": [[i, masked.get(why) or masked.setdefault(why, mask(why))] for i, why in reasons],
+                 **notes}
     lo, hi = int(seqs[0]), int(seqs[-1])
-    return (run, step, lo, hi, len(rows), int(made), *counts, None if hi - lo + 1 == len(rows) else seqs.tobytes(),
-            None if counts[OUT] == len(rows) else codes, codec.dumps(mask_obj(_table(datas))),
+    return (run, step, lo, hi, len(seqs), int(made), *counts, None if hi - lo + 1 == len(seqs) else seqs.tobytes(),
+            None if counts[OUT] == len(seqs) else codes, codec.dumps(mask_obj(data)),
             codec.dumps(notes) if notes else None, codec.dumps(sorted(keys)))
 
 
@@ -171,18 +198,18 @@ class Part:
         if self._table is not None and self._data is None:
             keys, rows = self._table
             for j, i in pairs:
-                recs[j].update(zip(keys, rows[i], strict=True))
+                dict.update(recs[j], zip(keys, rows[i], strict=True))
         else:
             data = self.data
             for j, i in pairs:
                 d = data[i]
                 if d:
-                    recs[j].update(d)
+                    dict.update(recs[j], d)
         if "gone" in self.notes:
             gone = self.gone()
             for j, i in pairs:
                 for k in gone.get(i, ()):
-                    recs[j].pop(k, None)
+                    dict.pop(recs[j], k, None)
 
     def gone(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}

@@ -31,6 +31,7 @@ from matcha.errors import RunError
 from matcha.runtime import codec, parts
 from matcha.runtime.parts import Row
 from matcha.runtime.store_review import ReviewTables
+from matcha.runtime.tracked import Tracked
 from matcha.secrets import mask
 
 Record = dict[str, Any]
@@ -244,8 +245,7 @@ class RunStore(ReviewTables):
         rows = list(rows)
         if not rows:
             return
-        part = parts.encode(run, step, [(seq, status, reason, {k: v for k, v in data.items() if k != "id"}, None, None)
-                                        for _rid, seq, status, reason, data in rows], made=False)
+        part = parts.encode_items(run, step, rows)
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
                            [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
@@ -304,6 +304,14 @@ class RunStore(ReviewTables):
             return [dict(zip(stored["keys"], row, strict=True)) for row in stored["rows"]]
         return list(stored)
 
+    def write_part(self, run_id: str, step_id: str, seqs: np.ndarray, codes: bytes, data: list[Record] | dict[str, Any],
+                   keys: set[str], reasons: list[list[Any]], notes: dict[str, Any], *, made: bool = False) -> None:
+        """Write a batch's part already laid out (see :func:`parts.pack`), in one transaction."""
+        values = parts.pack(self.rkey(run_id), self.skey(run_id, step_id), seqs, codes, data, keys, reasons, notes,
+                            made)
+        with self.tx() as db:
+            db.execute(parts.INSERT, values)
+
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
         """Seqs in ``[lo, hi]`` the step already wrote a row for."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
@@ -330,14 +338,14 @@ class RunStore(ReviewTables):
             lo, hi = int(seqs[0]), int(seqs[-1])
             ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                                   (run, lo, hi)).fetchall())
-            recs: list[Record] = [{} for _ in range(len(seqs))]
+            recs: list[Record] = [Tracked() for _ in range(len(seqs))]
             for reader in readers:
                 for part in reader.upto(lo, hi):
                     part.merge_into(recs, seqs, code)
             batch = []
             for seq, rec in zip(seqs.tolist(), recs, strict=True):
                 rid = ids.get(seq, f"#{seq}")
-                rec["id"] = rid
+                dict.__setitem__(rec, "id", rid)
                 batch.append((rid, seq, rec))
             yield batch
 
