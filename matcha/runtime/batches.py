@@ -14,9 +14,10 @@ quarantined (``on_error: quarantine``) or fail the run.
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from itertools import chain, repeat
-from operator import is_, is_not, itemgetter, methodcaller
+from operator import attrgetter, is_, is_not, itemgetter, methodcaller
 from typing import Any, cast
 
 import numpy as np
@@ -24,7 +25,7 @@ import structlog
 
 from matcha.errors import MatchaError, StepError
 from matcha.runtime.faults import crash_point
-from matcha.runtime.parts import CODE, Row
+from matcha.runtime.parts import CODE, Batch, Row
 from matcha.runtime.tracked import MISSING, Tracked
 from matcha.secrets import mask, masking
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
@@ -88,7 +89,8 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
     before: Logged | Before | None = None
     if not new:
         # a step may change nested values in place, which no note shows: compare against a deep copy
-        nested = step.mutates_nested and not _NESTED.isdisjoint(map(type, chain.from_iterable(map(dict.values, recs))))
+        nested = step.mutates_nested and not getattr(rows, "flat", False) and \
+            not _NESTED.isdisjoint(map(type, chain.from_iterable(map(dict.values, recs))))
         before = None if nested else Logged.of(recs, ids)
         before = before or Before(recs, ids, deep=step.mutates_nested)
     outcome = BatchOutcome()
@@ -107,7 +109,7 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
         outcome.dropped += result.dropped
         outcome.quarantined += result.quarantined
     seqs = dict(zip(ids, (r[1] for r in rows), strict=True))
-    passed = write_outcome(ctx, outcome, seqs, before, collect=collect, new=new)
+    passed = write_outcome(ctx, outcome, seqs, before, collect=collect, new=new, flat=getattr(rows, "flat", False))
     crash_point(f"batch.written:{ctx.step_id}")
     return passed
 
@@ -220,6 +222,7 @@ class Before:
 
 
 _ID = itemgetter("id")
+_WAS = attrgetter("was")
 
 
 class Logged:
@@ -238,8 +241,7 @@ class Logged:
         if set(map(type, recs)) != {Tracked}:
             return None
         mine = cast(list[Tracked], recs)
-        for rec in mine:
-            rec.forget()
+        deque(map(setattr, mine, repeat("was"), repeat(None)), maxlen=0)  # forget the last step's notes, in C
         return cls(mine, ids)
 
     def get(self, rid: str) -> Record | None:
@@ -249,10 +251,14 @@ class Logged:
     def columns(self, recs: list[Record]) -> tuple[list[str], list[list[Any]], list[str], list[int]] | None:
         """As :meth:`Before.columns`, or None when some record is not one of the batch's own, or
         lost a field others kept."""
-        idx = list(map(self.pos.get, map(_ID, recs)))
-        if None in idx or not all(map(is_, map(self.recs.__getitem__, idx), recs)):  # type: ignore[arg-type]
-            return None
-        notes = [rec.was for rec in self.recs if rec.was]  # forgotten when the next step starts (see `of`)
+        if len(recs) == len(self.recs) and all(map(is_, recs, self.recs)):
+            idx = list(range(len(recs)))  # the batch itself, in order (the usual case)
+        else:
+            found = list(map(self.pos.get, map(_ID, recs)))
+            if None in found or not all(map(is_, map(self.recs.__getitem__, found), recs)):  # type: ignore[arg-type]
+                return None
+            idx = cast(list[int], found)
+        notes = list(filter(None, map(_WAS, self.recs)))  # forgotten when the next step starts (see `of`)
         touched = set().union(*notes) - {"id"}
         fields, cols, gone = [], [], []
         first = [k for k in recs[0] if k in touched] if recs else []
@@ -265,7 +271,7 @@ class Logged:
                 gone.append(key)
             else:
                 return None  # some records have it, some not: record by record
-        return fields, cols, gone, idx  # type: ignore[return-value]
+        return fields, cols, gone, idx
 
 
 def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
@@ -284,12 +290,13 @@ def changes(before: Record | None, after: Record) -> tuple[Record, list[str]]:
 
 def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
                   before: Before | Logged | dict[str, Record] | None = None, links: dict[str, int] | None = None, *,
-                  collect: bool = False, new: bool = False) -> list[tuple[str, int, Record]]:
+                  collect: bool = False, new: bool = False, flat: bool = False) -> list[tuple[str, int, Record]]:
     """Write a batch's outcome as one part. With ``collect``, returns ``(id, seq, record)`` of each
     record passed on, in seq order, as a later read of the store gives it: its fields before the
-    step, updated with the changes as stored (JSON-normalised, secrets masked)."""
+    step, updated with the changes as stored (JSON-normalised, secrets masked). ``flat``: the input
+    records held no list or object (see :class:`Batch`)."""
     if isinstance(before, Before | Logged) and not links and not outcome.quarantined and not new:
-        fast = _write_columns(ctx, outcome, seqs, before, collect)
+        fast = _write_columns(ctx, outcome, seqs, before, collect, flat)
         if fast is not None:
             return fast
     before = before or {}
@@ -336,7 +343,7 @@ def write_outcome(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int],
 
 
 def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int], before: Before | Logged,
-                   collect: bool) -> list[tuple[str, int, Record]] | None:
+                   collect: bool, flat: bool) -> list[tuple[str, int, Record]] | None:
     """:func:`write_outcome` for a batch whose records all have the same fields before and after the
     step (and none quarantined): the change found and stored a column at a time, one table per part.
     None when the batch is not of that shape."""
@@ -368,8 +375,9 @@ def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int]
                          reasons, notes)
     if not collect:
         return []
-    passed = [recs[i] for i in ordered if i < n_out]
-    return [(rec["id"], seqs[rec["id"]], rec) for rec in passed]
+    passed = Batch((rec["id"], seqs[rec["id"]], rec) for rec in (recs[i] for i in ordered if i < n_out))
+    passed.flat = flat and exact  # what the step wrote is plain values too
+    return passed
 
 
 def check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:

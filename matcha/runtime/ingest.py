@@ -21,7 +21,7 @@ from matcha.spec.graph import SOURCE
 
 Record = dict[str, Any]
 Row = tuple[str, int, str, str | None, Record]
-CHUNK = 1000
+CHUNK = 2000  # rows per source part and transaction
 # Deeper records are quarantined: json can read about 1000 levels but later steps serialise records
 # from deeper in the stack, and no real record needs more than a few levels.
 MAX_DEPTH = 64

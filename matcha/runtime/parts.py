@@ -117,7 +117,7 @@ INSERT = "INSERT OR REPLACE INTO parts (run, step, lo, hi, n, made, n_out, n_dro
 class Part:
     """One part's seqs and statuses; its data and notes are read on first use."""
 
-    __slots__ = ("_data", "_notes", "_table", "codes", "db", "hi", "id", "lo", "seqs")
+    __slots__ = ("_data", "_notes", "_table", "codes", "db", "flat", "hi", "id", "lo", "seqs")
 
     def __init__(self, db: sqlite3.Connection, pid: int, lo: int, hi: int, seqs: bytes | None, codes: bytes | None):
         self.db = db
@@ -128,14 +128,20 @@ class Part:
         self._data: list[Record] | None = None
         self._table: tuple[list[str], list[list[Any]]] | None = None
         self._notes: dict[str, Any] | None = None
+        #: no value this part holds is a list or an object (known once its data is read)
+        self.flat = True
 
     def _load(self) -> None:
         data, notes = self.db.execute("SELECT data, notes FROM parts WHERE id=?", (self.id,)).fetchone()
         loaded = codec.loads(data)
         if isinstance(loaded, dict):
             self._table = (loaded["keys"], loaded["rows"])
+            # no list or object inside a value: the text has only the table's own brackets (a
+            # bracket inside a string makes this say "maybe nested", which is only slower)
+            self.flat = data.count("{") == 1 and data.count("[") == 2 + len(loaded["rows"])
         else:
             self._data = loaded
+            self.flat = data.count("{") == len(loaded) and data.count("[") == 1
         self._notes = codec.loads(notes) if notes else {}
 
     @property
@@ -217,6 +223,13 @@ class Part:
             for i in range(len(self.seqs)) if idx is None else idx:
                 out.setdefault(i, []).extend(fields)
         return out
+
+
+class Batch(list):  # type: ignore[type-arg]
+    """A batch of ``(record_id, seq, record)``; ``flat``: no record holds a list or an object (a
+    step that changes nested values in place needs no deep copy of them)."""
+
+    flat = False
 
 
 class PartCursor:

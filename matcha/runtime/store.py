@@ -339,10 +339,13 @@ class RunStore(ReviewTables):
             ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                                   (run, lo, hi)).fetchall())
             recs: list[Record] = [Tracked() for _ in range(len(seqs))]
+            flat = True
             for reader in readers:
                 for part in reader.upto(lo, hi):
                     part.merge_into(recs, seqs, code)
-            batch = []
+                    flat = flat and part.flat
+            batch = parts.Batch()
+            batch.flat = flat
             for seq, rec in zip(seqs.tolist(), recs, strict=True):
                 rid = ids.get(seq, f"#{seq}")
                 dict.__setitem__(rec, "id", rid)
