@@ -97,6 +97,7 @@ def ingest(store: RunStore, run_id: str, rows: Iterable[SourceRow], id_field: st
            limit: int | None = None, progress: Callable[[int], None] | None = None) -> None:
     """Write source rows as the output of the source node. Idempotent: re-ingesting after a crash
     rewrites the same rows (ids and order are derived from the source)."""
+    store.index_ids(run_id)  # a re-ingest rewrites what was written before as rows (nothing on a first ingest)
     ids = _Ids()
     writer = _Writer(store, run_id)
     n = 0

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS items (
   run INTEGER, seq INTEGER, record_id TEXT, origin INTEGER, PRIMARY KEY (run, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS items_id ON items (run, record_id);
+-- source ids as one JSON list per ingested chunk (seqs lo..hi): one row per chunk rather than one
+-- indexed row per record; moved into items the first time the run looks a record up by its id
+CREATE TABLE IF NOT EXISTS id_chunks (
+  run INTEGER, lo INTEGER, hi INTEGER, ids TEXT, PRIMARY KEY (run, lo)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS steps (
   run_id TEXT, step_id TEXT, status TEXT, started_at REAL, finished_at REAL, seconds REAL,
   extra TEXT, state TEXT, PRIMARY KEY (run_id, step_id)
@@ -227,7 +232,8 @@ class RunStore(ReviewTables):
         run = self.rkey(run_id)
         files = [a.path for a in self.artifacts(run_id)]
         with self.tx() as db:
-            for table, col, val in (("parts", "run", run), ("items", "run", run), ("steps", "run_id", run_id),
+            for table, col, val in (("parts", "run", run), ("items", "run", run), ("id_chunks", "run", run),
+                                    ("steps", "run_id", run_id),
                                     ("artifacts", "run_id", run_id), ("approvals", "run_id", run_id),
                                     ("ledger", "run_id", run_id), ("runs", "run_id", run_id)):
                 db.execute(f"DELETE FROM {table} WHERE {col}=?", (val,))
@@ -246,21 +252,58 @@ class RunStore(ReviewTables):
         if not rows:
             return
         part = parts.encode_items(run, step, rows)
+        lo, hi = rows[0][1], rows[-1][1]
         with self.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
-                           [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
+            moved = db.execute("SELECT 1 FROM items WHERE run=? AND seq BETWEEN ? AND ? LIMIT 1", (run, lo, hi))
+            if origin == 0 and hi - lo + 1 == len(rows) and moved.fetchone() is None:
+                db.execute("INSERT OR REPLACE INTO id_chunks VALUES (?,?,?,?)",
+                           (run, lo, hi, codec.dumps([r[0] for r in rows])))
+            else:  # not a run of seqs, or ids already moved to items (a re-ingest after a crash)
+                db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
+                               [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
             db.execute(parts.INSERT, part)
+
+    def index_ids(self, run_id: str) -> None:
+        """Move the run's source ids from chunks into items, where they are found by id (once; ingest
+        does it before a re-ingest, so that rows written before a crash are replaced as rows)."""
+        self._index_ids(self.rkey(run_id))
+
+    def _index_ids(self, run: int) -> None:
+        db = self._conn()
+        if db.execute("SELECT 1 FROM id_chunks WHERE run=? LIMIT 1", (run,)).fetchone() is None:
+            return
+        with self.tx() as db:
+            db.execute("INSERT INTO items SELECT c.run, c.lo + CAST(j.key AS INTEGER), j.value, 0 "
+                       "FROM id_chunks c, json_each(c.ids) j WHERE c.run=?", (run,))
+            db.execute("DELETE FROM id_chunks WHERE run=?", (run,))
+
+    def _ids_between(self, run: int, lo: int, hi: int) -> dict[int, str]:
+        """The ids of the records at seqs ``lo`` to ``hi``."""
+        db = self._conn()
+        out = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
+                              (run, lo, hi)).fetchall())
+        for a, b, text in db.execute("SELECT lo, hi, ids FROM id_chunks WHERE run=? AND hi>=? AND lo<=?",
+                                     (run, lo, hi)).fetchall():
+            ids = codec.loads(text)
+            start, end = max(a, lo), min(b, hi)
+            out.update(zip(range(start, end + 1), ids[start - a:end - a + 1], strict=True))
+        return out
 
     def make_items(self, run_id: str, step_id: str, record_ids: list[str]) -> dict[str, int]:
         """Seqs for records a step makes (aggregating steps): allocated once, the same on every call."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
         with self.tx() as db:
-            nxt = db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM items WHERE run=?", (run,)).fetchone()[0]
+            nxt = db.execute("SELECT MAX(COALESCE((SELECT MAX(seq) FROM items WHERE run=?), -1), "
+                             "COALESCE((SELECT MAX(hi) FROM id_chunks WHERE run=?), -1)) + 1", (run, run)).fetchone()[0]
             have = dict(db.execute("SELECT record_id, seq FROM items WHERE run=? AND origin=?", (run, step)).fetchall())
+            fresh = [rid for rid in record_ids if rid not in have]
+            taken = self._chunk_ids_among(db, run, fresh) if fresh else set()
             for rid in record_ids:
                 if rid in have:
                     continue
                 try:
+                    if rid in taken:
+                        raise sqlite3.IntegrityError(rid)
                     db.execute("INSERT INTO items VALUES (?,?,?,?)", (run, nxt, rid, step))
                 except sqlite3.IntegrityError:
                     raise RunError(f"step '{step_id}' made a record with id '{rid}', which another record of "
@@ -269,8 +312,20 @@ class RunStore(ReviewTables):
                 nxt += 1
         return {rid: have[rid] for rid in record_ids}
 
+    @staticmethod
+    def _chunk_ids_among(db: sqlite3.Connection, run: int, record_ids: list[str]) -> set[str]:
+        """Which of ``record_ids`` a source record has, among the ids not yet indexed (one scan)."""
+        out: set[str] = set()
+        for i in range(0, len(record_ids), 500):
+            chunk = record_ids[i:i + 500]
+            out.update(r[0] for r in db.execute(
+                f"SELECT j.value FROM id_chunks c, json_each(c.ids) j WHERE c.run=? AND j.value IN "
+                f"({','.join('?' * len(chunk))})", (run, *chunk)))
+        return out
+
     def seqs_of(self, run_id: str, record_ids: list[str]) -> dict[str, int]:
         run = self.rkey(run_id)
+        self._index_ids(run)
         out: dict[str, int] = {}
         for i in range(0, len(record_ids), 500):
             chunk = record_ids[i:i + 500]
@@ -283,6 +338,7 @@ class RunStore(ReviewTables):
         """Give a record another id (ingest renames a quarantined row whose made-up id a real record
         turns out to have); an item already holding ``new_id`` gives it up."""
         run = self.rkey(run_id)
+        self._index_ids(run)
         with self.tx() as db:
             db.execute("UPDATE OR REPLACE items SET record_id=? WHERE run=? AND record_id=?", (new_id, run, old_id))
 
@@ -336,8 +392,7 @@ class RunStore(ReviewTables):
         code = parts.CODE[status]
         for seqs in self._select(run_id, needs, status, join, skip_step, batch_size):
             lo, hi = int(seqs[0]), int(seqs[-1])
-            ids = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
-                                  (run, lo, hi)).fetchall())
+            ids = self._ids_between(run, lo, hi)
             recs: list[Record] = [Tracked() for _ in range(len(seqs))]
             flat = True
             for reader in readers:
@@ -443,11 +498,7 @@ class RunStore(ReviewTables):
                            links.get(i))
 
     def _ids_of(self, run: int, seqs: list[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        if seqs:
-            out.update(self._conn().execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
-                                            (run, min(seqs), max(seqs))).fetchall())
-        return out
+        return self._ids_between(run, min(seqs), max(seqs)) if seqs else {}
 
     def quarantined(self, run_id: str) -> list[dict[str, Any]]:
         """Quarantined records with the step and reason (the record's fields as that step had them)."""
@@ -461,6 +512,7 @@ class RunStore(ReviewTables):
     def members(self, run_id: str, step_id: str, record_id: str) -> Iterator[str]:
         """Ids of the records an aggregating step summarised into ``record_id`` (its lineage)."""
         run = self.rkey(run_id)
+        self._index_ids(run)
         row = self._conn().execute("SELECT seq FROM items WHERE run=? AND record_id=?", (run, record_id)).fetchone()
         if row is None:
             return

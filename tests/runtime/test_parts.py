@@ -137,3 +137,31 @@ def test_vectors_are_read_by_block_and_found_by_key_when_their_block_is_gone(sto
     got = store.vectors_for([("b", first["b"]), ("a", first["a"])])
     assert got[0] is not None and got[0].tolist() == [0, 1] and got[1] is None
     assert again["b"][0] != first["b"][0]
+
+
+def test_source_ids_are_kept_per_chunk_until_a_record_is_looked_up_by_id(store: RunStore) -> None:
+    from matcha.errors import RunError
+
+    source(store, 5000, chunk=2000)
+    db = store._conn()
+    count = lambda table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: E731
+    assert (count("items"), count("id_chunks")) == (0, 3)  # one row per chunk, none per record
+    assert [rid for b in read(store, [SOURCE_STEP], [SOURCE_STEP], size=1500) for rid, _s, _r in b] == \
+        [f"c{i}" for i in range(5000)]
+    assert store.seqs_of("r", ["c0", "c4999", "nope"]) == {"c0": 0, "c4999": 4999}
+    assert (count("items"), count("id_chunks")) == (5000, 0)  # moved once, now indexed by id
+    assert store.make_items("r", "agg", ["s1", "s2"]) == {"s1": 5000, "s2": 5001}
+    assert [rid for b in read(store, [SOURCE_STEP], [SOURCE_STEP], size=1500) for rid, _s, _r in b][1999:2001] == \
+        ["c1999", "c2000"]
+    with pytest.raises(RunError, match="another record of this run already has"):
+        store.make_items("r", "agg", ["c17"])
+
+
+def test_a_made_id_is_checked_against_source_ids_not_yet_indexed(store: RunStore) -> None:
+    from matcha.errors import RunError
+
+    source(store, 3000, chunk=2000)
+    with pytest.raises(RunError, match="another record of this run already has"):
+        store.make_items("r", "agg", ["s1", "c2999"])
+    assert store.make_items("r", "agg", ["s1", "s2"]) == {"s1": 3000, "s2": 3001}
+    assert store._conn().execute("SELECT COUNT(*) FROM id_chunks").fetchone()[0] == 2  # still not indexed
