@@ -230,11 +230,17 @@ class Logged:
     (no copy taken). :meth:`columns` reads what the step changed when it changed the records it
     was given (not new dicts)."""
 
-    __slots__ = ("pos", "recs")
+    __slots__ = ("_pos", "ids", "recs")
 
     def __init__(self, recs: list[Tracked], ids: list[str]):
-        self.recs = recs
-        self.pos = dict(zip(ids, range(len(ids)), strict=True))
+        self.recs, self.ids = recs, ids
+        self._pos: dict[str, int] | None = None
+
+    @property
+    def pos(self) -> dict[str, int]:
+        if self._pos is None:
+            self._pos = dict(zip(self.ids, range(len(self.ids)), strict=True))
+        return self._pos
 
     @classmethod
     def of(cls, recs: list[Record], ids: list[str]) -> Logged | None:
@@ -367,7 +373,7 @@ def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int]
     codes = np.zeros(n, dtype=np.uint8)
     codes[n_out:] = CODE["dropped"]
     seq_of = np.fromiter(map(seqs.__getitem__, map(_ID, recs)), dtype=np.int64, count=n)
-    data: list[Record] | dict[str, Any] = {"keys": fields, "rows": list(map(list, zip(*cols, strict=True)))} \
+    data: list[Record] | dict[str, Any] = {"keys": fields, "rows": list(zip(*cols, strict=True))} \
         if fields else [{} for _ in range(n)]
     reasons = [[int(where[n_out + i]), why] for i, (_rec, why) in enumerate(outcome.dropped)]
     notes = {"gone": [[gone, None]]} if gone else {}
@@ -375,7 +381,10 @@ def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int]
                          reasons, notes)
     if not collect:
         return []
-    passed = Batch((rec["id"], seqs[rec["id"]], rec) for rec in (recs[i] for i in ordered if i < n_out))
+    head = idx[:n_out]
+    out = outcome.out if head == sorted(head) else [recs[i] for i in ordered if i < n_out]  # in seq order
+    out_ids = list(map(_ID, out))
+    passed = Batch(zip(out_ids, map(seqs.__getitem__, out_ids), out, strict=True))
     passed.flat = flat and exact  # what the step wrote is plain values too
     return passed
 
