@@ -116,31 +116,104 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
 
 def run_chain(links: list[tuple[Step, StepContext, When, str]],
               on_failure: Callable[[str], None] = lambda step_id: None) -> None:
-    """Run consecutive per-batch steps on each batch in memory, one after the other.
+    """Run consecutive per-batch steps on each batch in memory, one after the other (see :class:`Chain`)."""
+    chain = Chain(links, on_failure)
+    for rows in input_batches(links[0][1]):
+        chain.batch(rows)
 
-    The first step reads its input from the store; each later step gets the records the one before
-    passed on, as the store now holds them (decoded from the rows just written), so a step sees the
-    same records whether or not it runs in a chain. Every step writes its own rows as it would
-    alone; a batch a later step already wrote part of (a resumed run) is left to that step's own
-    pass, which handles whatever the chain did not."""
-    handlers = [processing(step, ctx, on_error) for step, ctx, _when, on_error in links]
-    first = links[0][1]
-    total = first.store.count_input(first.run_id, first.needs)
-    progressed = [first.store.count_rows(ctx.run_id, ctx.step_id) for _s, ctx, _w, _e in links]
-    for rows in input_batches(first):
-        for i, (step, ctx, when, _on_error) in enumerate(links):
+
+class Chain:
+    """Consecutive per-batch steps run on each batch in memory, one after the other.
+
+    The first step reads its input from the store (or is fed the records just ingested, see
+    :meth:`feed`); each later step gets the records the one before passed on, as the store now holds
+    them (decoded from the rows just written), so a step sees the same records whether or not it
+    runs in a chain. Every step writes its own rows as it would alone; a batch a later step already
+    wrote part of (a resumed run) is left to that step's own pass, which handles whatever the chain
+    did not."""
+
+    def __init__(self, links: list[tuple[Step, StepContext, When, str]],
+                 on_failure: Callable[[str], None] = lambda step_id: None):
+        self.links, self.on_failure = links, on_failure
+        self.handlers = [processing(step, ctx, on_error) for step, ctx, _when, on_error in links]
+        first = links[0][1]
+        self.total = first.store.count_input(first.run_id, first.needs)
+        self.progressed = [first.store.count_rows(ctx.run_id, ctx.step_id) for _s, ctx, _w, _e in links]
+
+    def feed(self, rows: list[tuple[str, int, Record]]) -> None:
+        """Records given rather than read from the store (exactly as a read would give them): those
+        the first step already wrote are left out."""
+        first = self.links[0][1]
+        done = first.store.done_seqs(first.run_id, first.step_id, rows[0][1], rows[-1][1]) if rows else set()
+        if done:
+            kept = Batch(r for r in rows if r[1] not in done)
+            kept.flat = getattr(rows, "flat", False)
+            rows = kept
+        if rows:
+            self.batch(rows)
+
+    def batch(self, rows: list[tuple[str, int, Record]]) -> None:
+        for i, (step, ctx, when, _on_error) in enumerate(self.links):
             if i and ctx.store.done_seqs(ctx.run_id, ctx.step_id, rows[0][1], rows[-1][1]):
                 break
             try:
-                passed = handle_rows(step, ctx, handlers[i], when, rows, collect=i + 1 < len(links))
+                passed = handle_rows(step, ctx, self.handlers[i], when, rows, collect=i + 1 < len(self.links))
             except Exception:
-                on_failure(ctx.step_id)
+                self.on_failure(ctx.step_id)
                 raise
-            progressed[i] += len(rows)
-            ctx.progress(ctx.step_id, progressed[i], total if i == 0 else 0)
+            self.progressed[i] += len(rows)
+            ctx.progress(ctx.step_id, self.progressed[i], self.total if i == 0 else 0)
             rows = passed
             if not rows:
                 break
+
+
+class Feed:
+    """Hands the records ingest just stored to a :class:`Chain` whose first step reads only the
+    source, in batches of ``size``, so that they are not read back from the store.
+
+    Only what a read would give exactly is handed on (plain JSON values, no secret to mask);
+    otherwise, or once a step fails, feeding stops and the chain's own pass after ingest does the
+    rest (it skips what was done). A failure is raised there, by that step, not by the source."""
+
+    def __init__(self, chain: Chain, size: int):
+        self.chain, self.size = chain, size
+        self.buf: list[tuple[str, int, Record]] = []
+        self.on = True
+
+    def written(self, rows: list[tuple[str, int, str, str | None, Record]] | None) -> None:
+        if not self.on:
+            return
+        if rows is None or masking():
+            self.on = False
+            return
+        out = [r for r in rows if r[2] == "out"]
+        datas = [r[4] for r in out]
+        values = chain.from_iterable(map(dict.values, datas))
+        if not (_SCALARS.issuperset(map(type, values)) and _STR.issuperset(map(type, chain.from_iterable(datas)))):
+            self.on = False
+            return
+        self.buf += zip(map(_FIRST, out), map(_SECOND, out), map(Tracked, datas), strict=True)
+        while self.on and len(self.buf) >= self.size:
+            self._run(self.buf[:self.size])
+            self.buf = self.buf[self.size:]
+
+    def finish(self) -> None:
+        if self.on and self.buf:
+            self._run(self.buf)
+        self.buf = []
+
+    def _run(self, rows: list[tuple[str, int, Record]]) -> None:
+        batch = Batch(rows)
+        batch.flat = True  # plain values only (checked above)
+        try:
+            self.chain.feed(batch)
+        except Exception as exc:
+            log.info("chain left to its own pass", step=self.chain.links[0][1].step_id, error=describe(exc))
+            self.on = False
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 _NESTED = frozenset({dict, list})

@@ -19,7 +19,7 @@ import structlog
 from matcha.connectors.base import Connector, Source
 from matcha.errors import ConnectorError
 from matcha.models.base import Provider
-from matcha.runtime.batches import run_chain, upstream_view
+from matcha.runtime.batches import Chain, Feed, run_chain, upstream_view
 from matcha.runtime.ingest import ingest
 from matcha.runtime.store import RunStore
 from matcha.spec.graph import SOURCE
@@ -86,13 +86,34 @@ class Runner:
         limit = spec.limit if spec else None
         self.store.step_started(self.run_id, SOURCE)
         log.info("reading source", run=self.run_id, source=source.describe())
+        feed = self._feed()
         try:
             ingest(self.store, self.run_id, source.read(), id_field, limit,
-                   progress=lambda n: self.progress("source", n, 0))
+                   progress=lambda n: self.progress("source", n, 0), written=feed.written if feed else None)
+            if feed is not None:
+                feed.finish()
         except Exception:
             self.store.step_finished(self.run_id, SOURCE, status="failed")
             raise
         self.store.step_finished(self.run_id, SOURCE)
+
+    #: hand the records just ingested to the chain that reads only the source (see :class:`Feed`)
+    feed_chains = True
+
+    def _feed(self) -> Feed | None:
+        consumers = [ps for ps in self.plan.steps.values() if SOURCE in ps.needs]
+        if not self.feed_chains or len(consumers) != 1 or list(consumers[0].needs) != [SOURCE]:
+            return None
+        chain = chains(self.plan).get(consumers[0].id)
+        if chain is None:
+            return None
+        for ps in chain:
+            self.store.step_started(self.run_id, ps.id)
+        links: list[tuple[Step, StepContext, Any, str]] = [
+            (ps.step, self._context(ps), ps.when, ps.step.spec.on_error) for ps in chain]
+        for _step, ctx, _when, _on_error in links:
+            ctx.open_view = _no_view  # the source is not all stored yet
+        return Feed(Chain(links), self.plan.spec.settings.batch_size)
 
     def _source(self) -> Source:
         from pydantic import ValidationError
@@ -208,6 +229,10 @@ def chains(plan: Plan) -> dict[str, list[PlannedStep]]:
             found[sid] = chain
             member.update(p.id for p in chain)
     return found
+
+
+def _no_view(step_id: str) -> DatasetView:
+    raise RuntimeError(f"the output of '{step_id}' is read after ingest, not while it is fed")
 
 
 def _is_interrupt(exc: BaseException) -> bool:

@@ -55,9 +55,10 @@ class _Ids:
 class _Writer:
     """Buffers rows and writes them in chunks; renames quarantined rows whether written or not."""
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, written: Callable[[list[Row] | None], None] | None = None) -> None:
         self.store = store
         self.run_id = run_id
+        self.written = written
         self.buf: list[Row] = []
         self.lines: list[int] = []
         self.buffered: dict[str, int] = {}  # made-up id -> index in buf
@@ -81,6 +82,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.buf:
             return
+        written: list[Row] | None = self.buf
         try:
             self.store.add_items(self.run_id, SOURCE, self.buf)
         except sqlite3.Error:
@@ -90,16 +92,22 @@ class _Writer:
             # library caller): find it and quarantine it instead of failing the run.
             rows = [_storable(row, line) for row, line in zip(self.buf, self.lines, strict=True)]
             self.store.add_items(self.run_id, SOURCE, rows)
+            written = None  # not as read: nothing more is handed on
+        if self.written is not None:
+            self.written(written)
         self.buf, self.lines, self.buffered = [], [], {}
 
 
 def ingest(store: RunStore, run_id: str, rows: Iterable[SourceRow], id_field: str | None,
-           limit: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+           limit: int | None = None, progress: Callable[[int], None] | None = None,
+           written: Callable[[list[Row] | None], None] | None = None) -> None:
     """Write source rows as the output of the source node. Idempotent: re-ingesting after a crash
-    rewrites the same rows (ids and order are derived from the source)."""
+    rewrites the same rows (ids and order are derived from the source). ``written`` is given each
+    chunk of ``(record_id, seq, status, reason, record)`` once it is stored (None when what was
+    stored differs from what was read)."""
     store.index_ids(run_id)  # a re-ingest rewrites what was written before as rows (nothing on a first ingest)
     ids = _Ids()
-    writer = _Writer(store, run_id)
+    writer = _Writer(store, run_id, written)
     n = 0
     for seq, row in enumerate(rows):
         if limit is not None and seq >= limit:

@@ -4,12 +4,13 @@ what it would see alone (the records as the store holds them)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import write
 
 from matcha import Pipeline
-from matcha.runtime import executor
+from matcha.runtime import batches, executor
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +76,45 @@ def test_a_chained_step_sees_what_it_would_see_alone(project: Path, monkeypatch:
     assert counts == {s.step_id: (s.received, s.out, s.dropped, s.quarantined) for s in alone.steps()}
     assert counts["odd"] == (6, 5, 1, 0) and counts["draft"] == (5, 5, 0, 0)
     assert [i.ai_text for i in chained.pending()][:2] == ["2026-01-02/2 m1", "2026-01-02/2 m3"]
+
+
+def _outcome(run: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[int, ...]]]:
+    records = {s: list(run.records(s)) for s in ("stamp", "odd", "check", "draft")}
+    counts = {s.step_id: (s.received, s.out, s.dropped, s.quarantined) for s in run.steps()}
+    return records, counts
+
+
+def test_records_just_ingested_are_fed_to_the_chain_without_changing_its_outcome(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project / "scripts" / "chain.py", STEPS_PY)
+    fed: list[int] = []
+    feed = batches.Chain.feed
+    monkeypatch.setattr(batches.Chain, "feed", lambda self, rows: (fed.append(len(rows)), feed(self, rows))[1])
+    with_feed = Pipeline.from_yaml(CHAIN, base_dir=project).run(run_id="fed")
+    assert fed == [2, 2, 2]  # every batch of the source went to the chain as it was stored
+    monkeypatch.setattr(executor.Runner, "feed_chains", False)
+    read_back = Pipeline.from_yaml(CHAIN, base_dir=project).run(run_id="read")
+    assert len(fed) == 3
+    assert with_feed.status == read_back.status == "waiting_for_approval"
+    assert _outcome(with_feed) == _outcome(read_back)
+
+
+FAILING_PY = STEPS_PY + '''
+def fail_on_m5(batch):
+    for r in batch:
+        if r["id"] == "m5":
+            raise ValueError("m5 is bad")
+    return batch
+'''
+
+
+def test_a_step_failing_while_fed_fails_as_itself_after_the_source(project: Path) -> None:
+    write(project / "scripts" / "chain.py", FAILING_PY)
+    text = CHAIN.replace('{id: odd, type: filter, with: {condition: "n != 2"}}',
+                         '{id: odd, type: script, with: {function: "scripts/chain.py:fail_on_m5"}}')
+    run = Pipeline.from_yaml(text, base_dir=project).run(run_id="failing")
+    assert run.status == "failed" and "m5" in (run.error or "")
+    steps = {s.step_id: s for s in run.steps()}
+    assert steps["source"].status == "done" and steps["source"].out == 6
+    assert steps["odd"].status == "failed"
+    assert (steps["stamp"].out, steps["odd"].out) == (6, 4)  # the batches before m5's went through
