@@ -128,6 +128,7 @@ class RunStore(ReviewTables):
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._keys: dict[tuple[str, int, str], int] = {}
+        self._id_chunks: dict[tuple[int, int], list[str]] = {}  # the last few decoded (a chunk serves many batches)
         db = self._conn()
         db.executescript(SCHEMA + parts.PARTS_SCHEMA + self.REVIEW_SCHEMA)
         self._migrate(db)
@@ -258,6 +259,7 @@ class RunStore(ReviewTables):
             if origin == 0 and hi - lo + 1 == len(rows) and moved.fetchone() is None:
                 db.execute("INSERT OR REPLACE INTO id_chunks VALUES (?,?,?,?)",
                            (run, lo, hi, codec.dumps([r[0] for r in rows])))
+                self._id_chunks.pop((run, lo), None)
             else:  # not a run of seqs, or ids already moved to items (a re-ingest after a crash)
                 db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?)",
                                [(run, seq, rid, origin) for rid, seq, _s, _r, _d in rows])
@@ -282,9 +284,14 @@ class RunStore(ReviewTables):
         db = self._conn()
         out = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                               (run, lo, hi)).fetchall())
-        for a, b, text in db.execute("SELECT lo, hi, ids FROM id_chunks WHERE run=? AND hi>=? AND lo<=?",
-                                     (run, lo, hi)).fetchall():
-            ids = codec.loads(text)
+        spans = db.execute("SELECT lo, hi FROM id_chunks WHERE run=? AND hi>=? AND lo<=?", (run, lo, hi)).fetchall()
+        for a, b in spans:
+            ids = self._id_chunks.get((run, a))
+            if ids is None or len(ids) != b - a + 1:
+                text = db.execute("SELECT ids FROM id_chunks WHERE run=? AND lo=?", (run, a)).fetchone()[0]
+                ids = self._id_chunks[(run, a)] = codec.loads(text)
+                while len(self._id_chunks) > 8:
+                    self._id_chunks.pop(next(iter(self._id_chunks)))
             start, end = max(a, lo), min(b, hi)
             out.update(zip(range(start, end + 1), ids[start - a:end - a + 1], strict=True))
         return out
