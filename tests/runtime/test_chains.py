@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support import write
 
-from matcha import Pipeline
+from matcha import Pipeline, secrets
 from matcha.runtime import batches, executor
 
 pytestmark = pytest.mark.unit
@@ -87,6 +87,7 @@ def _outcome(run: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple
 def test_records_just_ingested_are_fed_to_the_chain_without_changing_its_outcome(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project / "scripts" / "chain.py", STEPS_PY)
+    monkeypatch.setattr(secrets, "_longest_first", ())  # no secret known (other tests may have registered some)
     fed: list[int] = []
     feed = batches.Chain.feed
     monkeypatch.setattr(batches.Chain, "feed", lambda self, rows: (fed.append(len(rows)), feed(self, rows))[1])
