@@ -284,7 +284,12 @@ class RunStore(ReviewTables):
         db = self._conn()
         out = dict(db.execute("SELECT seq, record_id FROM items WHERE run=? AND seq BETWEEN ? AND ?",
                               (run, lo, hi)).fetchall())
-        spans = db.execute("SELECT lo, hi FROM id_chunks WHERE run=? AND hi>=? AND lo<=?", (run, lo, hi)).fetchall()
+        # the chunk holding lo, then those starting after it up to hi: two index lookups (a test on
+        # hi would scan every chunk before lo, once per batch)
+        spans = db.execute("SELECT lo, hi FROM id_chunks WHERE run=? AND lo<=? ORDER BY lo DESC LIMIT 1",
+                           (run, lo)).fetchall()
+        spans = [sp for sp in spans if sp[1] >= lo] + db.execute(
+            "SELECT lo, hi FROM id_chunks WHERE run=? AND lo>? AND lo<=?", (run, lo, hi)).fetchall()
         for a, b in spans:
             ids = self._id_chunks.get((run, a))
             if ids is None or len(ids) != b - a + 1:
