@@ -119,6 +119,10 @@ class SmallestPerSegment:
         self._keys: dict[int, np.ndarray] = {}
         self._order: dict[int, np.ndarray] = {}
         self._items: dict[int, list[Any]] = {}
+        # candidates not merged yet: merged once there are m of them (one sort per m candidates,
+        # not one per batch: early on, most of every batch beats the current m-th)
+        self._pending: dict[int, list[tuple[np.ndarray, np.ndarray, list[Any]]]] = {}
+        self._pending_n: Counter[int] = Counter()
         self.seen: Counter[int] = Counter()  # items offered per segment
         self._added = 0
 
@@ -136,21 +140,30 @@ class SmallestPerSegment:
                 index = index[values[index] < kept[-1]]  # cannot beat the current m-th: skip cheaply
                 if not len(index):
                     continue
-            self._merge(segment, values[index], order[index], [items[i] for i in index.tolist()])
+            self._pending.setdefault(segment, []).append(
+                (values[index], order[index], [items[i] for i in index.tolist()]))
+            self._pending_n[segment] += len(index)
+            if self._pending_n[segment] >= self.m:
+                self._merge(segment)
 
-    def _merge(self, segment: int, keys: np.ndarray, order: np.ndarray, items: list[Any]) -> None:
-        keys = np.concatenate([self._keys.get(segment, np.empty(0)), keys])
-        order = np.concatenate([self._order.get(segment, np.empty(0, dtype=np.int64)), order])
-        items = self._items.get(segment, []) + items
+    def _merge(self, segment: int) -> None:
+        pending = self._pending.pop(segment, [])
+        self._pending_n[segment] = 0
+        if not pending:
+            return
+        keys = np.concatenate([self._keys.get(segment, np.empty(0)), *(p[0] for p in pending)])
+        order = np.concatenate([self._order.get(segment, np.empty(0, dtype=np.int64)), *(p[1] for p in pending)])
+        items = [*self._items.get(segment, []), *(item for p in pending for item in p[2])]
         best = np.lexsort((order, keys))[: self.m]
         self._keys[segment], self._order[segment] = keys[best], order[best]
         self._items[segment] = [items[i] for i in best.tolist()]
 
     def segments(self) -> list[int]:
-        return sorted(self._items)
+        return sorted({*self._items, *self._pending})
 
     def get(self, segment: int) -> list[tuple[float, Any]]:
         """``(key, item)`` pairs of ``segment``, smallest key first (``[]`` for an unseen segment)."""
+        self._merge(segment)
         return list(zip(self._keys.get(segment, np.empty(0)).tolist(), self._items.get(segment, []), strict=True))
 
 

@@ -28,7 +28,7 @@ from matcha.runtime.faults import crash_point
 from matcha.runtime.parts import CODE, Batch, Row
 from matcha.runtime.tracked import MISSING, Tracked
 from matcha.secrets import mask, masking
-from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepContext
+from matcha.steps.base import BatchOutcome, ColumnOutcome, Columns, DatasetView, Record, Step, StepContext
 
 log = structlog.get_logger("matcha.step")
 
@@ -446,7 +446,7 @@ def _write_columns(ctx: StepContext, outcome: BatchOutcome, seqs: dict[str, int]
     codes = np.zeros(n, dtype=np.uint8)
     codes[n_out:] = CODE["dropped"]
     seq_of = np.fromiter(map(seqs.__getitem__, map(_ID, recs)), dtype=np.int64, count=n)
-    data: list[Record] | dict[str, Any] = {"keys": fields, "rows": list(zip(*cols, strict=True))} \
+    data: list[Record] | dict[str, Any] = {"keys": fields, "cols": cols} \
         if fields else [{} for _ in range(n)]
     reasons = [[int(where[n_out + i]), why] for i, (_rec, why) in enumerate(outcome.dropped)]
     notes = {"gone": [[gone, None]]} if gone else {}
@@ -529,7 +529,19 @@ def input_view(ctx: StepContext, when: When) -> DatasetView:
             if recs:
                 yield recs
 
-    return DatasetView(ctx.store.count_input(ctx.run_id, ctx.needs), batches)
+    count = ctx.store.count_input(ctx.run_id, ctx.needs)
+    if when is not None:
+        return DatasetView(count, batches)  # columns made from the records that meet `when`
+    return DatasetView(count, batches, _columns(ctx, ctx.lineage, ctx.needs))
+
+
+def _columns(ctx: StepContext, lineage: list[str], needs: list[str]
+             ) -> Callable[[int | None, Collection[str]], Iterator[Columns]]:
+    def columns(size: int | None, fields: Collection[str]) -> Iterator[Columns]:
+        for seqs, values, ids in ctx.store.iter_columns(ctx.run_id, lineage, needs, size or ctx.batch_size, fields):
+            yield Columns(values, len(seqs), ids, seqs)
+
+    return columns
 
 
 def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
@@ -544,12 +556,62 @@ def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
         ctx.state = state
     if step.aggregates:
         _aggregate(step, ctx, when, on_error)
+    elif step.columnar and when is None:
+        _drive_columns(step, ctx, on_error)
     else:
         drive(step, ctx, processing(step, ctx, on_error), when)
     if step.scope == "dataset":
         figures = step.summarize(upstream_view(ctx, ctx.step_id, [*ctx.lineage, ctx.step_id]), ctx)
         if figures:
             ctx.store.add_step_extra(ctx.run_id, ctx.step_id, figures, replace=True)
+
+
+def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
+    """The driver for a ``columnar`` step: its input read a column at a time (the fields of
+    ``reads``), the fields it sets written as one table per batch. A batch that fails goes through
+    the record-by-record path, which isolates the failing records."""
+    store = ctx.store
+    total = store.count_input(ctx.run_id, ctx.needs)
+    progressed = store.count_rows(ctx.run_id, ctx.step_id)
+    ctx.progress(ctx.step_id, progressed, total)
+    fields = step.reads() or []
+    for seqs, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, ctx.batch_size, fields,
+                                                skip_step=ctx.step_id):
+        batch = Columns(values, len(seqs), ids, seqs)
+        try:
+            result = step.process_columns(batch, ctx)
+        except Exception as exc:
+            log.warning("batch failed, isolating records", step=ctx.step_id, error=describe(exc))
+            rows: list[tuple[str, int, Record]] = [
+                (rid, seq, Tracked(zip(fields, vals, strict=True), id=rid)) for rid, seq, vals in
+                    zip(batch.ids, seqs.tolist(), zip(*(values[f] for f in fields), strict=True), strict=True)]
+            handle_rows(step, ctx, processing(step, ctx, on_error), None, rows)
+        else:
+            _write_column_outcome(ctx, batch, result, on_error)
+        progressed += len(seqs)
+        ctx.progress(ctx.step_id, progressed, total)
+
+
+def _write_column_outcome(ctx: StepContext, batch: Columns, result: ColumnOutcome, on_error: str) -> None:
+    n = len(batch)
+    bad = {i: why for i, why in result.quarantined.items() if 0 <= i < n}
+    if bad and on_error != "quarantine":
+        i, why = min(bad.items())
+        raise StepError(f"step '{ctx.step_id}' could not process record '{batch.ids[i]}': {why}. "
+                        "Set `on_error: quarantine` to set such records aside")
+    wrong = {f: len(v) for f, v in result.fields.items() if len(v) != n}
+    if wrong:
+        raise StepError(f"step '{ctx.step_id}' returned columns of {wrong} values for a batch of {n} records")
+    codes = np.zeros(n, dtype=np.uint8)
+    for i, why in bad.items():
+        codes[i] = CODE["quarantined"]
+        log.warning("record quarantined", step=ctx.step_id, record=batch.ids[i], reason=why)
+    fields = [f for f in result.fields if f != "id"]
+    data: list[Record] | dict[str, Any] = {"keys": fields, "cols": [list(result.fields[f]) for f in fields]} \
+        if fields else [{} for _ in range(n)]
+    ctx.store.write_part(ctx.run_id, ctx.step_id, np.asarray(batch.seqs, dtype=np.int64), codes.tobytes(), data,
+                         set(fields), [[i, why] for i, why in sorted(bad.items())], {})
+    crash_point(f"batch.written:{ctx.step_id}")
 
 
 def _aggregate(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
@@ -570,16 +632,24 @@ def _aggregate(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
         return out
 
     links: dict[str, int] = {}
-    _drive_grouping(step, ctx, grouping, when, links)
+    _drive_grouping(step, ctx, grouping, when, links, seqs)
     new = [(str(r["id"]), seqs[str(r["id"])], dict(r)) for r in made]
     chunks = [new[i:i + ctx.batch_size] for i in range(0, len(new), ctx.batch_size)]
     drive(step, ctx, processing(step, ctx, on_error), None, batches=chunks, total=len(new), new=True)
 
 
-def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When, links: dict[str, int]) -> None:
+def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When, links: dict[str, int],
+                    made: dict[str, int]) -> None:
     store = ctx.store
     total = store.count_input(ctx.run_id, ctx.needs)
     progressed = store.count_rows(ctx.run_id, ctx.step_id)
+    if when is None and step.reads() is not None:
+        for at, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, ctx.batch_size,
+                                                  step.reads() or [], skip_step=ctx.step_id):
+            _group_columns(step, ctx, Columns(values, len(at), ids, at), made)
+            progressed += len(at)
+            ctx.progress(ctx.step_id, progressed, total)
+        return
     for rows in input_batches(ctx, fields=_reads(step, when)):
         seqs = {rid: seq for rid, seq, _ in rows}
         outcome = BatchOutcome()
@@ -601,6 +671,31 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
         ctx.progress(ctx.step_id, progressed, total)
 
 
+def _group_columns(step: Step, ctx: StepContext, batch: Columns, made: dict[str, int]) -> None:
+    """One batch of an aggregating step's grouping pass, read and written a column at a time: each
+    record's row is ``grouped`` with a link to the record it went into (the reason, "grouped into
+    ...", is told from the link when read), or ``dropped`` when it belongs to no group."""
+    into = step.group_of_columns(batch, ctx)
+    if len(into) != len(batch):
+        raise StepError(f"step '{ctx.step_id}' grouped {len(into)} records of a batch of {len(batch)}")
+    codes = np.full(len(batch), CODE["grouped"], dtype=np.uint8)
+    reasons: list[list[Any]] = []
+    links: list[list[int]] = []
+    for i, group in enumerate(into):
+        if group is None:
+            codes[i] = CODE["dropped"]
+            reasons.append([i, "belongs to no group"])
+            continue
+        seq = made.get(group)
+        if seq is None:
+            raise StepError(f"step '{ctx.step_id}' grouped record '{batch.ids[i]}' into '{group}', "
+                            "which is not one of the records it made")
+        links.append([i, seq])
+    ctx.store.write_part(ctx.run_id, ctx.step_id, np.asarray(batch.seqs, dtype=np.int64), codes.tobytes(),
+                         [{} for _ in range(len(batch))], set(), reasons, {"link": links} if links else {})
+    crash_point(f"batch.written:{ctx.step_id}")
+
+
 def upstream_view(ctx: StepContext, step_id: str, lineage: list[str]) -> DatasetView:
     """The output of ``step_id`` (merged over ``lineage``, its own lineage plus itself)."""
 
@@ -608,8 +703,7 @@ def upstream_view(ctx: StepContext, step_id: str, lineage: list[str]) -> Dataset
         for rows in ctx.store.iter_input(ctx.run_id, lineage, [step_id], size or ctx.batch_size, fields=fields):
             yield [rec for _rid, _seq, rec in rows]
 
-    return DatasetView(ctx.store.count_input(ctx.run_id, [step_id]), batches)
-
+    return DatasetView(ctx.store.count_input(ctx.run_id, [step_id]), batches, _columns(ctx, lineage, [step_id]))
 
 
 def run_batches(step: Step, ctx: StepContext, when: When, on_error: str) -> None:

@@ -16,7 +16,9 @@ approval, has parts whose ranges interleave) and decoding a part's data at most 
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -77,11 +79,8 @@ def encode_items(run: int, step: int, rows: list[tuple[str, int, str, str | None
                                   for _rid, seq, status, reason, data in rows], made=False)
     keys = [k for k in shapes.pop() if k != "id"]
     seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    if len(keys) > 1:
-        table: list[Any] = list(map(list, map(itemgetter(*keys), datas)))
-    else:
-        table = [[d[k] for k in keys] for d in datas]
-    data: list[Record] | dict[str, Any] = {"keys": keys, "rows": table} if keys else [{} for _ in rows]
+    data: list[Record] | dict[str, Any] = \
+        {"keys": keys, "cols": [list(map(itemgetter(k), datas)) for k in keys]} if keys else [{} for _ in rows]
     return pack(run, step, seqs, bytes(len(rows)), data, set(keys), [], {}, False)
 
 
@@ -103,11 +102,22 @@ def pack(run: int, step: int, seqs: np.ndarray, codes: bytes, data: list[Record]
 
 def _table(datas: list[Record]) -> list[Record] | dict[str, Any]:
     """Records that all have the same fields in the same order as a table (field names once, one
-    list of values per record): smaller, and merged on reading without making a dict per record."""
+    list of values per field): smaller, decoded a column at a time and merged on reading without a
+    dict per record."""
     first = tuple(datas[0])
     if len(datas) < 2 or not first or any(tuple(d) != first for d in datas):
         return datas
-    return {"keys": list(first), "rows": [list(d.values()) for d in datas]}
+    return {"keys": list(first), "cols": list(map(list, zip(*map(dict.values, datas), strict=True)))}
+
+
+def columns_of(table: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """``(keys, one list of values per key)`` of a stored table: ``cols``, or ``rows`` as stores
+    written before columns kept them."""
+    keys = table["keys"]
+    if "cols" in table:
+        return keys, table["cols"]
+    rows = table["rows"]
+    return keys, [list(map(itemgetter(i), rows)) for i in range(len(keys))] if rows else [[] for _ in keys]
 
 
 INSERT = "INSERT OR REPLACE INTO parts (run, step, lo, hi, n, made, n_out, n_dropped, n_quarantined, n_grouped, " \
@@ -135,10 +145,11 @@ class Part:
         data, notes = self.db.execute("SELECT data, notes FROM parts WHERE id=?", (self.id,)).fetchone()
         loaded = codec.loads(data)
         if isinstance(loaded, dict):
-            self._table = (loaded["keys"], loaded["rows"])
+            self._table = columns_of(loaded)
             # no list or object inside a value: the text has only the table's own brackets (a
             # bracket inside a string makes this say "maybe nested", which is only slower)
-            self.flat = data.count("{") == 1 and data.count("[") == 2 + len(loaded["rows"])
+            lists = len(loaded["cols"]) if "cols" in loaded else len(loaded["rows"])
+            self.flat = data.count("{") == 1 and data.count("[") == 2 + lists
         else:
             self._data = loaded
             self.flat = data.count("{") == len(loaded) and data.count("[") == 1
@@ -150,8 +161,9 @@ class Part:
             if self._notes is None:
                 self._load()
             if self._table is not None:
-                keys, rows = self._table
-                self._data = [dict(zip(keys, row, strict=True)) for row in rows]
+                keys, cols = self._table
+                self._data = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)] if keys else \
+                    [{} for _ in self.seqs]
         assert self._data is not None
         return self._data
 
@@ -188,34 +200,71 @@ class Part:
         pos[pos >= len(self.seqs)] = len(self.seqs) - 1
         return np.where(self.seqs[pos] == seqs, pos, -1)
 
-    def merge_into(self, recs: list[Record], seqs: np.ndarray, code: int) -> None:
-        """Update ``recs`` (one per seq of ``seqs``) with what this part holds for them: the rows
-        passed on, or with status ``code``."""
+    def _hits(self, seqs: np.ndarray, code: int) -> tuple[np.ndarray, list[int]] | None:
+        """``(index in seqs, index in this part)`` of the seqs this part holds, passed on or with
+        status ``code``; None when it holds none of them."""
         pos = self.positions(seqs)
         if self.codes is not None:
             codes = self.codes[np.maximum(pos, 0)]
             pos = np.where((codes == OUT) | (codes == code), pos, -1)
         hit = np.nonzero(pos >= 0)[0]
         if not len(hit):
-            return
+            return None
         if self._notes is None:
             self._load()
-        pairs = list(zip(hit.tolist(), pos[hit].tolist(), strict=True))
+        return hit, pos[hit].tolist()
+
+    def merge_into(self, recs: list[Record], seqs: np.ndarray, code: int) -> None:
+        """Update ``recs`` (one per seq of ``seqs``) with what this part holds for them: the rows
+        passed on, or with status ``code``."""
+        found = self._hits(seqs, code)
+        if found is None:
+            return
+        hit, at = found
         if self._table is not None and self._data is None:
-            keys, rows = self._table
-            for j, i in pairs:
-                dict.update(recs[j], zip(keys, rows[i], strict=True))
+            keys, cols = self._table
+            targets = list(map(recs.__getitem__, hit.tolist()))
+            for key, col in zip(keys, cols, strict=True):  # a column at a time, in C
+                deque(map(dict.__setitem__, targets, repeat(key), map(col.__getitem__, at)), maxlen=0)
         else:
             data = self.data
-            for j, i in pairs:
+            for j, i in zip(hit.tolist(), at, strict=True):
                 d = data[i]
                 if d:
                     dict.update(recs[j], d)
         if "gone" in self.notes:
             gone = self.gone()
-            for j, i in pairs:
+            for j, i in zip(hit.tolist(), at, strict=True):
                 for k in gone.get(i, ()):
                     dict.pop(recs[j], k, None)
+
+    def columns_into(self, out: dict[str, list[Any]], seqs: np.ndarray, code: int) -> None:
+        """Set, in ``out`` (one list per wanted field, one slot per seq of ``seqs``), the values this
+        part holds for those seqs (rows passed on, or with status ``code``); a field it removed
+        becomes None."""
+        found = self._hits(seqs, code)
+        if found is None:
+            return
+        hit, at = found
+        if self._table is not None and self._data is None:
+            keys, cols = self._table
+            whole = at[-1] - at[0] + 1 == len(at)  # the part's rows read are one run
+            for key, col in zip(keys, cols, strict=True):
+                target = out.get(key)
+                if target is not None:
+                    _place(target, hit, col[at[0]:at[-1] + 1] if whole else list(map(col.__getitem__, at)))
+        else:
+            data = self.data
+            for key, target in out.items():
+                for j, i in zip(hit.tolist(), at, strict=True):
+                    if key in data[i]:
+                        target[j] = data[i][key]
+        if "gone" in self.notes:
+            gone = self.gone()
+            for j, i in zip(hit.tolist(), at, strict=True):
+                for k in gone.get(i, ()):
+                    if k in out:
+                        out[k][j] = None
 
     def gone(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -223,6 +272,16 @@ class Part:
             for i in range(len(self.seqs)) if idx is None else idx:
                 out.setdefault(i, []).extend(fields)
         return out
+
+
+def _place(target: list[Any], hit: np.ndarray, values: list[Any]) -> None:
+    """``target[hit[i]] = values[i]``: one slice assignment when ``hit`` is a run of slots."""
+    lo = int(hit[0])
+    if int(hit[-1]) - lo + 1 == len(hit):
+        target[lo:lo + len(values)] = values
+    else:
+        for j, v in zip(hit.tolist(), values, strict=True):
+            target[j] = v
 
 
 class Batch(list):  # type: ignore[type-arg]

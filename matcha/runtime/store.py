@@ -369,7 +369,8 @@ class RunStore(ReviewTables):
             return None
         stored = codec.loads(values[12])
         if isinstance(stored, dict):  # a table: the rows' fields once
-            return [dict(zip(stored["keys"], row, strict=True)) for row in stored["rows"]]
+            keys, cols = parts.columns_of(stored)
+            return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
         return list(stored)
 
     def write_part(self, run_id: str, step_id: str, seqs: np.ndarray, codes: bytes, data: list[Record] | dict[str, Any],
@@ -418,6 +419,31 @@ class RunStore(ReviewTables):
                 dict.__setitem__(rec, "id", rid)
                 batch.append((rid, seq, rec))
             yield batch
+
+    def iter_columns(self, run_id: str, lineage: Sequence[str], needs: Sequence[str], batch_size: int,
+                     fields: Collection[str], status: str = "out", join: bool = True,
+                     skip_step: str | None = None) -> Iterator[tuple[np.ndarray, dict[str, list[Any]], Any]]:
+        """:meth:`iter_input` a column at a time: ``(seqs, {field: values}, ids)`` per batch, where a
+        record without a field has None and ``ids()`` reads the records' ids. Only the steps that
+        wrote one of ``fields`` are read, and no dict is made per record."""
+        run = self.rkey(run_id)
+        db = self._conn()
+        wanted = set(fields)
+        order = [k for k in (self.skey(run_id, s) for s in lineage) if self._keys_of(run, k) & wanted]
+        readers = [parts.PartCursor(db, run, s) for s in order]
+        code = parts.CODE[status]
+        for seqs in self._select(run_id, needs, status, join, skip_step, batch_size):
+            lo, hi = int(seqs[0]), int(seqs[-1])
+            out: dict[str, list[Any]] = {f: [None] * len(seqs) for f in fields}
+            for reader in readers:
+                for part in reader.upto(lo, hi):
+                    part.columns_into(out, seqs, code)
+
+            def ids(seqs: np.ndarray = seqs, lo: int = lo, hi: int = hi) -> list[str]:
+                found = self._ids_between(run, lo, hi)
+                return [found.get(s, f"#{s}") for s in seqs.tolist()]
+
+            yield seqs, out, ids
 
     def _keys_of(self, run: int, step: int) -> set[str]:
         """Every field name a step wrote or removed."""
@@ -506,8 +532,10 @@ class RunStore(ReviewTables):
             for i, (seq, c) in enumerate(zip(seqs, codes, strict=True)):
                 st = parts.STATUSES[c]
                 if status is None or st == status:
-                    yield (ids.get(seq, f"#{seq}"), seq, st, reasons.get(i), part.data[i], gone.get(i, []),
-                           links.get(i))
+                    why = reasons.get(i)
+                    if why is None and i in links:  # a grouping pass written a column at a time
+                        why = f"grouped into {self._ids_of(run, [links[i]]).get(links[i], links[i])}"
+                    yield (ids.get(seq, f"#{seq}"), seq, st, why, part.data[i], gone.get(i, []), links.get(i))
 
     def _ids_of(self, run: int, seqs: list[int]) -> dict[int, str]:
         return self._ids_between(run, min(seqs), max(seqs)) if seqs else {}

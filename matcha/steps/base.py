@@ -54,6 +54,16 @@ class BatchOutcome:
 
 
 @dataclass
+class ColumnOutcome:
+    """What a ``columnar`` step made of a batch of :class:`Columns`: the fields it sets, one value per
+    record of the batch (in order), and the records it quarantines (index in the batch -> reason).
+    Every record passes on or is quarantined; none is dropped."""
+
+    fields: dict[str, list[Any]] = field(default_factory=dict)
+    quarantined: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
 class StepContext:
     """What a running step may use. Built by the executor for one run."""
 
@@ -96,19 +106,62 @@ class StepContext:
         return self.artifact_sink(name, content, media_type)
 
 
+class Columns:
+    """A batch of records as columns: one list per field (``None`` where a record lacks the field),
+    the records' ``ids`` (read on first use) and their store positions ``seqs``.
+
+    A dataset pass over a million records reads columns far faster than records: the store decodes a
+    part a field at a time and makes no dict per record."""
+
+    __slots__ = ("_ids", "_values", "n", "seqs")
+
+    def __init__(self, values: dict[str, list[Any]], n: int, ids: list[str] | Callable[[], list[str]],
+                 seqs: Any = None):
+        self._values, self.n, self._ids, self.seqs = values, n, ids, seqs
+
+    @classmethod
+    def of_records(cls, records: list[Record], fields: Collection[str]) -> Columns:
+        return cls({f: [r.get(f) for r in records] for f in fields}, len(records), [str(r["id"]) for r in records])
+
+    @property
+    def ids(self) -> list[str]:
+        if callable(self._ids):
+            self._ids = self._ids()
+        return self._ids
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self._values)
+
+    def __getitem__(self, field: str) -> list[Any]:
+        return self._values[field]
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class DatasetView:
     """A step's whole input (or an upstream step's output), streamed from the store in batches.
 
-    Each call to :meth:`batches` is a fresh pass; memory is bounded by the batch size. A pass that
-    names the ``fields`` it reads is faster: the store only decodes what the steps that wrote them
-    stored (records then hold those fields and ``id``, and may hold others)."""
+    Each call to :meth:`batches` or :meth:`columns` is a fresh pass; memory is bounded by the batch
+    size. A pass that names the ``fields`` it reads is faster: the store only decodes what the steps
+    that wrote them stored (records then hold those fields and ``id``, and may hold others)."""
 
-    def __init__(self, count: int, batches: Callable[[int | None, Collection[str] | None], Iterator[list[Record]]]):
+    def __init__(self, count: int, batches: Callable[[int | None, Collection[str] | None], Iterator[list[Record]]],
+                 columns: Callable[[int | None, Collection[str]], Iterator[Columns]] | None = None):
         self.count = count
         self._batches = batches
+        self._columns = columns
 
     def batches(self, batch_size: int | None = None, fields: Collection[str] | None = None) -> Iterator[list[Record]]:
         return self._batches(batch_size, fields)
+
+    def columns(self, fields: Collection[str], batch_size: int | None = None) -> Iterator[Columns]:
+        """The same pass as :meth:`batches`, a batch of ``fields`` at a time as :class:`Columns`."""
+        fields = list(dict.fromkeys(fields))
+        if self._columns is not None:
+            return self._columns(batch_size, fields)
+        return (Columns.of_records(batch, fields) for batch in self._batches(batch_size, fields))
 
     def __len__(self) -> int:
         return self.count
@@ -163,6 +216,10 @@ class Step:
     #: config fields that default to what the nearest upstream step producing a kind provides:
     #: field -> kind (``{"vectors": "vectors"}``: the field an upstream embed step writes)
     wants: ClassVar[dict[str, str]] = {}
+    #: ``process_columns`` sets fields a batch of columns at a time (the fields of ``reads``): the
+    #: driver reads and writes columns, without a dict per record (a dataset pass over a million
+    #: records). ``process`` still runs where records are needed (a ``when`` condition).
+    columnar: ClassVar[bool] = False
 
     def __init__(self, spec: StepSpec, config: Any):
         self.spec = spec
@@ -204,6 +261,10 @@ class Step:
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         raise NotImplementedError
 
+    def process_columns(self, batch: Columns, ctx: StepContext) -> ColumnOutcome:
+        """``columnar`` steps: ``process`` for a batch read as columns (see :attr:`columnar`)."""
+        raise NotImplementedError
+
     def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
         """Dataset scope: learn from the whole input; the JSON-able result becomes ``ctx.state``."""
         raise NotImplementedError
@@ -216,6 +277,15 @@ class Step:
         """Aggregating steps: for each input record, the id of the new record it went into (or None:
         the record is dropped, with the reason that it belongs to no group)."""
         raise NotImplementedError
+
+    def group_of_columns(self, batch: Columns, ctx: StepContext) -> list[str | None]:
+        """:meth:`group_of` for a batch read as columns (the fields of ``reads``); by default, from
+        records made of them."""
+        fields = batch.fields
+        records = [dict(zip(fields, values, strict=True), id=rid)
+                   for rid, values in zip(batch.ids, zip(*(batch[f] for f in fields), strict=True), strict=True)] \
+            if fields else [{"id": rid} for rid in batch.ids]
+        return self.group_of(records, ctx)
 
     def summarize(self, output: DatasetView, ctx: StepContext) -> dict[str, Any]:
         """Dataset scope: figures about the step's whole output, shown with its counts."""

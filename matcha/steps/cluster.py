@@ -18,8 +18,18 @@ import numpy as np
 import structlog
 from pydantic import Field, field_validator, model_validator
 
-from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
-from matcha.steps.vectors import vectors_of
+from matcha.steps.base import (
+    BatchOutcome,
+    ColumnOutcome,
+    Columns,
+    DatasetView,
+    Record,
+    Step,
+    StepConfig,
+    StepContext,
+    register_step,
+)
+from matcha.steps.vectors import vectors_at
 
 log = structlog.get_logger("matcha.step")
 WEAK_SILHOUETTE = 0.1  # under it, Kaufman and Rousseeuw's "no substantial structure" and then some
@@ -73,6 +83,7 @@ class ClusterStep(Step):
     scope = "dataset"
     produces = "assignments"
     wants: ClassVar[dict[str, str]] = {"vectors": "vectors"}
+    columnar = True
 
     def provides(self, kind: str) -> str:
         return self.id  # downstream steps read this step's whole output
@@ -81,16 +92,12 @@ class ClusterStep(Step):
     def _field(self) -> str:
         return str(self.config.vectors or "embedding")
 
-    def _features(self, ctx: StepContext, batch: list[Record], builder: Any
-                  ) -> tuple[list[Record], np.ndarray, list[tuple[Record, str]]]:
-        ok, vectors, bad = vectors_of(ctx, batch, self._field)
-        if not ok:
-            return ok, vectors, bad
-        return ok, builder.transform(vectors, self._numerics(ok)), bad
-
-    def _numerics(self, batch: list[Record]) -> list[list[Any]] | None:
+    def _numerics(self, batch: Columns, rows: list[int]) -> list[list[Any]] | None:
         fields = list(self.config.weights())
-        return [[r.get(f) for f in fields] for r in batch] if fields else None
+        if not fields:
+            return None
+        cols = [batch[f] for f in fields]
+        return [[col[i] for col in cols] for i in rows]
 
     def fit(self, data: DatasetView, ctx: StepContext) -> dict[str, Any]:
         from matcha.ml.segment import FeatureBuilder, fit_segmenter
@@ -100,32 +107,24 @@ class ClusterStep(Step):
         n = data.count
         keep = n if n <= cfg.minibatch_threshold else min(cfg.sample_size, n)
         chosen = _positions(n, keep, cfg.seed)
-        raw: list[np.ndarray] = []
+        # the sample's vector references and numbers: one column pass, vectors read for the sample only
+        refs: list[Any] = []
         nums: list[list[Any]] = []
         position = 0
-        for batch in data.batches(fields=[self._field, *cfg.weights()]):
-            ok, vectors, _bad = vectors_of(ctx, batch, self._field)
-            if ok:
-                builder.partial_fit(vectors, self._numerics(ok))
-            take = _taken(chosen, position, len(batch))
-            by_id = {r["id"]: i for i, r in enumerate(ok)}
-            rows = []
-            for j in take:
-                i = by_id.get(batch[j]["id"])
-                if i is not None:
-                    rows.append(i)
-                    if cfg.numeric:
-                        nums.append([batch[j].get(f) for f in cfg.weights()])
-            if rows:
-                # a copy of the sampled rows: a view would keep the whole batch's matrix alive, and
-                # with most batches holding a sampled record, every vector of the dataset (measured:
-                # 2.1 GB of RSS at 1,000,000 records before this)
-                raw.append(vectors[rows])
+        for batch in data.columns([self._field, *cfg.weights()]):
+            take = list(_taken(chosen, position, len(batch)))
             position += len(batch)
-        sampled = sum(len(r) for r in raw)
-        if sampled < 2:
-            raise ValueError(f"only {sampled} record(s) with a vector in field '{self._field}': nothing to cluster")
-        sample = builder.transform(np.concatenate(raw), nums if cfg.numeric else None)
+            if take:
+                column = batch[self._field]
+                refs += [column[j] for j in take]
+                nums += self._numerics(batch, take) or []
+        ok, vectors, _bad = vectors_at(ctx, refs, self._field)
+        if len(ok) < 2:
+            raise ValueError(f"only {len(ok)} record(s) with a vector in field '{self._field}': nothing to cluster")
+        numerics = [nums[i] for i in ok] if cfg.numeric else None
+        # standardised on the sample (every record up to `minibatch_threshold`)
+        builder.partial_fit(vectors, numerics)
+        sample = builder.transform(vectors, numerics)
         k: Any = cfg.k
         if isinstance(k, int) and k > len(sample):
             raise ValueError(f"k is {k} but there are only {len(sample)} records with a vector")
@@ -147,18 +146,33 @@ class ClusterStep(Step):
             self._segmenter = Segmenter.from_state(ctx.state["segmenter"])
             self._builder = _builder_from(FeatureBuilder, ctx.state["features"])
 
-    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
-        ok, features, bad = self._features(ctx, batch, self._builder)
+    def process_columns(self, batch: Columns, ctx: StepContext) -> ColumnOutcome:
+        ok, vectors, bad = vectors_at(ctx, batch[self._field], self._field)
+        out = self.config.output
+        n = len(batch)
+        fields: dict[str, list[Any]] = {out: [None] * n, f"{out}_score": [None] * n,
+                                         f"{out}_distance": [None] * n, f"{out}_outlier": [None] * n}
         if ok:
-            a = self._segmenter.assign(features)
-            out = self.config.output
-            for rec, seg, score, dist, outlier in zip(ok, a.labels.tolist(), a.scores.tolist(),
-                                                      a.distances.tolist(), a.outliers.tolist(), strict=True):
-                rec[out] = seg
-                rec[f"{out}_score"] = round(score, 4)
-                rec[f"{out}_distance"] = round(dist, 5)
-                rec[f"{out}_outlier"] = outlier
-        return BatchOutcome(out=ok, quarantined=bad)
+            a = self._segmenter.assign(self._builder.transform(vectors, self._numerics(batch, ok)))
+            for name, values in ((out, a.labels.tolist()), (f"{out}_score", np.round(a.scores, 4).tolist()),
+                                 (f"{out}_distance", np.round(a.distances, 5).tolist()),
+                                 (f"{out}_outlier", a.outliers.tolist())):
+                column = fields[name]
+                for i, v in zip(ok, values, strict=True):
+                    column[i] = v
+        return ColumnOutcome(fields, dict(bad))
+
+    def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
+        result = self.process_columns(Columns.of_records(batch, self.reads() or []), ctx)
+        outcome = BatchOutcome()
+        for i, rec in enumerate(batch):
+            if i in result.quarantined:
+                outcome.quarantined.append((rec, result.quarantined[i]))
+                continue
+            for name, values in result.fields.items():
+                rec[name] = values[i]
+            outcome.out.append(rec)
+        return outcome
 
     def summarize(self, output: DatasetView, ctx: StepContext) -> dict[str, Any]:
         from matcha.ml.segment import Agreement
@@ -171,11 +185,11 @@ class ClusterStep(Step):
         out, label = self.config.output, self.config.labels_field
         agreement = Agreement()
         outliers = 0
-        read = [f"{out}_outlier", *([label] if label else [])]
-        for batch in output.batches(fields=read):
-            outliers += sum(1 for r in batch if r.get(f"{out}_outlier"))
+        for batch in output.columns([out, f"{out}_outlier", *([label] if label else [])]):
+            outliers += sum(1 for flag in batch[f"{out}_outlier"] if flag)
             if label:
-                pairs = [(str(r.get(label)), r[out]) for r in batch if r.get(label) not in (None, "")]
+                pairs = [(str(known), s) for known, s in zip(batch[label], batch[out], strict=True)
+                         if known not in (None, "")]
                 if pairs:
                     agreement.add([p[0] for p in pairs], [p[1] for p in pairs])
         figures["outliers"] = outliers

@@ -11,13 +11,23 @@ examples (JSON-schema output, cached like every model call: a resume does not pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from matcha.models.base import Generator
-from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
+from matcha.steps.base import (
+    BatchOutcome,
+    Columns,
+    DatasetView,
+    Record,
+    Step,
+    StepConfig,
+    StepContext,
+    register_step,
+)
 from matcha.steps.modelcalls import generate_cached
 
 # Plain completions with one worked example: small local models (Gemma 3 270M, the offline default)
@@ -66,54 +76,38 @@ class DescribeSegmentsStep(Step):
         from matcha.ml.keywords import KeywordCollector, SmallestPerSegment
 
         cfg = self.config
+        seg = cfg.segment
         words = KeywordCollector(texts_per_segment=cfg.texts_per_segment, seed=cfg.seed)
         closest = SmallestPerSegment(cfg.examples)
-        sizes: dict[int, int] = {}
-        outliers: dict[int, int] = {}
-        sums = {f: {} for f in cfg.numeric}  # type: dict[str, dict[int, list[float]]]
-        total = 0
-        seg = cfg.segment
+        tally = _Tally(cfg.numeric)
         read = [seg, f"{seg}_outlier", f"{seg}_distance", f"{seg}_score", cfg.text, *cfg.numeric]
-        for batch in data.batches(fields=read):
-            recs = [r for r in batch if isinstance(r.get(cfg.segment), int)]
-            if not recs:
+        for batch in data.columns(read):
+            column = batch[seg]
+            rows = [i for i, s in enumerate(column) if isinstance(s, int)]
+            if not rows:
                 continue
-            segs = np.array([r[cfg.segment] for r in recs])
-            total += len(recs)
-            for s, c in zip(*(a.tolist() for a in np.unique(segs, return_counts=True)), strict=True):
-                sizes[s] = sizes.get(s, 0) + c
-            for r in recs:
-                if r.get(f"{cfg.segment}_outlier"):
-                    outliers[r[cfg.segment]] = outliers.get(r[cfg.segment], 0) + 1
-            texts = [r.get(cfg.text) if isinstance(r.get(cfg.text), str) else None for r in recs]
+            pick = _picker(rows, len(batch))
+            segs = np.asarray(pick(column), dtype=np.int64)
+            texts = [t if isinstance(t, str) else None for t in pick(batch[cfg.text])]
             words.add(segs, texts)
-            dist = [r.get(f"{cfg.segment}_distance", 1.0 - float(r.get(f"{cfg.segment}_score") or 0)) for r in recs]
-            closest.add(segs, dist, recs)  # the records themselves: only the few kept are read later
-            for f in cfg.numeric:
-                for s, r in zip(segs.tolist(), recs, strict=True):
-                    v = _number(r.get(f))
-                    if v is not None:
-                        acc = sums[f].setdefault(s, [0.0, 0])
-                        acc[0] += v
-                        acc[1] += 1
+            dist = [1.0 - float(s or 0) if d is None else d
+                    for d, s in zip(pick(batch[f"{seg}_distance"]), pick(batch[f"{seg}_score"]), strict=True)]
+            # the examples: ids and texts of the few kept, read only for candidates
+            closest.add(segs, dist, _Examples(batch, rows, texts))
+            tally.add(segs, [bool(o) for o in pick(batch[f"{seg}_outlier"])],
+                      {f: pick(batch[f]) for f in cfg.numeric})
         keywords = words.keywords(cfg.keywords)
         segments = []
-        for s in sorted(sizes):
-            numeric = []
-            for f in cfg.numeric:
-                seg_sum, seg_n = sums[f].get(s, [0.0, 0])
-                all_sum = sum(v[0] for v in sums[f].values())
-                all_n = sum(v[1] for v in sums[f].values())
-                numeric.append({"field": f, "mean": seg_sum / seg_n if seg_n else None,
-                                "overall": all_sum / all_n if all_n else None})
+        for s in sorted(tally.sizes):
             segments.append({
-                "segment": s, "size": sizes[s], "share": sizes[s] / total, "outliers": outliers.get(s, 0),
+                "segment": s, "size": tally.sizes[s], "share": tally.sizes[s] / tally.total,
+                "outliers": tally.outliers.get(s, 0),
                 "keywords": [[t, round(sc, 4)] for t, sc in keywords.get(s, [])],
-                "examples": [_text(rec.get(cfg.text))[:400] for _, rec in closest.get(s)],
-                "example_ids": [rec["id"] for _, rec in closest.get(s)],
-                "numeric": numeric,
+                "examples": [text[:400] for _, (_rid, text) in closest.get(s)],
+                "example_ids": [rid for _, (rid, _text) in closest.get(s)],
+                "numeric": tally.profile(s),
             })
-        return {"total": total, "segments": segments}
+        return {"total": tally.total, "segments": segments}
 
     def make_records(self, ctx: StepContext) -> list[Record]:
         assert ctx.state is not None
@@ -125,6 +119,9 @@ class DescribeSegmentsStep(Step):
     def group_of(self, batch: list[Record], ctx: StepContext) -> list[str | None]:
         seg = self.config.segment
         return [f"segment-{r[seg]}" if isinstance(r.get(seg), int) else None for r in batch]
+
+    def group_of_columns(self, batch: Columns, ctx: StepContext) -> list[str | None]:
+        return [f"segment-{s}" if isinstance(s, int) else None for s in batch[self.config.segment]]
 
     def warm_up(self, ctx: StepContext) -> None:
         self._model: Generator | None = None
@@ -201,6 +198,75 @@ def _accept(text: str) -> str | None:
     if not brief:
         return "no brief after the name"
     return None
+
+
+def _picker(rows: list[int], n: int) -> Any:
+    """Takes the values at ``rows`` from a column (the column itself when that is all of them)."""
+    if len(rows) == n:
+        return lambda values: values
+    return lambda values: [values[i] for i in rows]
+
+
+class _Examples(Sequence[tuple[str, str]]):
+    """The ``(id, text)`` of a batch's rows, made only for those asked for (candidate examples)."""
+
+    def __init__(self, batch: Columns, rows: list[int], texts: list[str | None]):
+        self.batch, self.rows, self.texts = batch, rows, texts
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.batch.ids[self.rows[i]], self.texts[i] or ""
+
+
+class _Tally:
+    """Per segment: size, outliers, and the sum and count of each numeric field (vectorised)."""
+
+    def __init__(self, numeric: list[str]):
+        self.total = 0
+        self.sizes: dict[int, int] = {}
+        self.outliers: dict[int, int] = {}
+        self.sums: dict[str, dict[int, list[float]]] = {f: {} for f in numeric}
+
+    def add(self, segs: np.ndarray, outliers: list[bool], numeric: dict[str, list[Any]]) -> None:
+        self.total += len(segs)
+        labels, inverse, counts = np.unique(segs, return_inverse=True, return_counts=True)
+        keys = labels.tolist()
+        for s, c in zip(keys, counts.tolist(), strict=True):
+            self.sizes[s] = self.sizes.get(s, 0) + c
+        flagged = np.bincount(inverse, weights=np.asarray(outliers, dtype=np.float64), minlength=len(keys))
+        for s, c in zip(keys, flagged.tolist(), strict=True):
+            if c:
+                self.outliers[s] = self.outliers.get(s, 0) + int(c)
+        for f, values in numeric.items():
+            x = _numbers(values)
+            present = np.isfinite(x)
+            sums = np.bincount(inverse, weights=np.where(present, x, 0.0), minlength=len(keys))
+            ns = np.bincount(inverse, weights=present.astype(np.float64), minlength=len(keys))
+            for s, total, n in zip(keys, sums.tolist(), ns.tolist(), strict=True):
+                acc = self.sums[f].setdefault(s, [0.0, 0])
+                acc[0] += total
+                acc[1] += int(n)
+
+    def profile(self, s: int) -> list[dict[str, Any]]:
+        out = []
+        for f, per in self.sums.items():
+            seg_sum, seg_n = per.get(s, [0.0, 0])
+            all_sum = sum(v[0] for v in per.values())
+            all_n = sum(v[1] for v in per.values())
+            out.append({"field": f, "mean": seg_sum / seg_n if seg_n else None,
+                        "overall": all_sum / all_n if all_n else None})
+        return out
+
+
+def _numbers(values: list[Any]) -> np.ndarray:
+    """Values as floats, NaN where not a finite number (numbers, or text holding one)."""
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        x = np.asarray([np.nan if (v := _number(value)) is None else v for value in values], dtype=np.float64)
+    return np.where(np.isfinite(x), x, np.nan)
 
 
 def _text(value: Any) -> str:

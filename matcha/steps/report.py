@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from matcha.steps.base import BatchOutcome, DatasetView, Record, Step, StepConfig, StepContext, register_step
-from matcha.steps.vectors import vectors_of
+from matcha.steps.vectors import vectors_at
 
 
 class ReportConfig(StepConfig):
@@ -73,29 +73,32 @@ class ReportStep(Step):
         view = ctx.view(source)
         n = view.count
         rng = np.random.default_rng([self.config.seed, 11])
-        chosen = set(rng.choice(n, size=min(n, self.config.map_points), replace=False).tolist()) if n else set()
-        picked: list[Record] = []
-        vectors: list[np.ndarray] = []
+        chosen = np.sort(rng.choice(n, size=min(n, self.config.map_points), replace=False)) if n else \
+            np.zeros(0, dtype=np.int64)
+        text = str(self.config.text)
+        picked: dict[str, list[Any]] = {field: [], "segment": [], "segment_outlier": [], text: [], "id": []}
         position = 0
-        read = [field, "segment", "segment_outlier", str(self.config.text)]
-        for batch in view.batches(fields=read):
-            take = [r for i, r in enumerate(batch, start=position) if i in chosen]
+        for batch in view.columns([field, "segment", "segment_outlier", text]):
+            lo, hi = np.searchsorted(chosen, [position, position + len(batch)])
+            take = (chosen[lo:hi] - position).tolist()
             position += len(batch)
             if take:
-                ok, matrix, _ = vectors_of(ctx, take, field)
-                picked += ok
-                vectors += list(matrix)
+                for name in (field, "segment", "segment_outlier", text):
+                    column = batch[name]
+                    picked[name] += [column[j] for j in take]
+                picked["id"] += [batch.ids[j] for j in take]
+        ok, matrix, _ = vectors_at(ctx, picked[field], field)
+        vectors = list(matrix) if ok else []
         if len(vectors) < 3:
             return []
         X = np.vstack(vectors)
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         xy = PCA(n_components=2, random_state=self.config.seed).fit_transform(X)
-        seg_field = "segment"
         points = []
-        for rec, (x, y) in zip(picked, xy.tolist(), strict=True):
-            seg = rec.get(seg_field)
-            seg = seg if seg in known and not rec.get(f"{seg_field}_outlier") else -1
-            label = str(rec.get(self.config.text) or rec["id"])[:120]
+        for i, (x, y) in zip(ok, xy.tolist(), strict=True):
+            seg = picked["segment"][i]
+            seg = seg if seg in known and not picked["segment_outlier"][i] else -1
+            label = str(picked[text][i] or picked["id"][i])[:120]
             points.append(MapPoint(x=float(x), y=float(y), segment=int(seg), label=label))
         return points
 

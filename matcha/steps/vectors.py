@@ -23,35 +23,42 @@ def is_vector_ref(value: Any) -> bool:
 def vectors_of(ctx: StepContext, batch: list[Record], field: str
                ) -> tuple[list[Record], np.ndarray, list[tuple[Record, str]]]:
     """``(records with a vector, their vectors as an (n, dim) float32 matrix, records without one + why)``."""
-    ok: list[Record] = []
-    refs: list[tuple[str, Any]] = []
-    bad: list[tuple[Record, str]] = []
-    for rec in batch:
-        ref = rec.get(field)
+    ok, matrix, bad = vectors_at(ctx, [rec.get(field) for rec in batch], field)
+    return [batch[i] for i in ok], matrix, [(batch[i], why) for i, why in bad]
+
+
+def vectors_at(ctx: StepContext, refs: list[Any], field: str) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    """For a column of vector references: ``(indices with a vector, their vectors as an (n, dim)
+    float32 matrix, indices without one + why)``."""
+    ok: list[int] = []
+    keys: list[tuple[str, Any]] = []
+    bad: list[tuple[int, str]] = []
+    for i, ref in enumerate(refs):
         if ref is not None and is_vector_ref(ref):
-            ok.append(rec)
-            refs.append((ref["key"], ref.get("at")))
+            ok.append(i)
+            keys.append((ref["key"], ref.get("at")))
         else:
-            bad.append((rec, f"field '{field}' holds no vector; name the field an `embed` step wrote"))
-    found = ctx.store.vectors_for(refs) if refs else []
-    keep: list[Record] = []
+            bad.append((i, f"field '{field}' holds no vector; name the field an `embed` step wrote"))
+    found = ctx.store.vectors_for(keys) if keys else []
+    keep: list[int] = []
     rows: list[np.ndarray] = []
-    for rec, row in zip(ok, found, strict=True):
+    for i, row in zip(ok, found, strict=True):
         if row is None:
-            bad.append((rec, f"the vector in field '{field}' is no longer in the run store (pruned?); "
-                             "run the embed step again"))
+            bad.append((i, f"the vector in field '{field}' is no longer in the run store (pruned?); "
+                           "run the embed step again"))
             continue
-        keep.append(rec)
+        keep.append(i)
         rows.append(row)
     if not rows:
         return keep, np.zeros((0, 0), dtype=np.float32), bad
     sizes = Counter(len(r) for r in rows)
     if len(sizes) > 1:  # vectors of two models in one field: keep the most common size, quarantine the rest
         dim = sizes.most_common(1)[0][0]
-        for rec, row in zip(keep, rows, strict=True):
+        for i, row in zip(keep, rows, strict=True):
             if len(row) != dim:
-                bad.append((rec, f"the vector in field '{field}' has {len(row)} dimensions where the others have "
-                                 f"{dim}; embed every record of this field with the same model"))
-        pairs = [(rec, row) for rec, row in zip(keep, rows, strict=True) if len(row) == dim]
+                bad.append((i, f"the vector in field '{field}' has {len(row)} dimensions where the others have "
+                               f"{dim}; embed every record of this field with the same model"))
+        pairs = [(i, row) for i, row in zip(keep, rows, strict=True) if len(row) == dim]
         keep, rows = [p[0] for p in pairs], [p[1] for p in pairs]
+    bad.sort()
     return keep, np.vstack(rows), bad
