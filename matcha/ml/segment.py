@@ -284,7 +284,9 @@ def _draw_sample(batches: Iterable[np.ndarray], n: int, size: int, seed: int) ->
             raise ValueError(f"feature batches must be 2-D with {dim or 'the same number of'} columns; got {X.shape}")
         dim = X.shape[1]
         lo, hi = np.searchsorted(wanted, [offset, offset + len(X)])
-        if hi > lo:
+        if hi - lo == len(X):
+            parts.append(X)  # all of it
+        elif hi > lo:
             parts.append(X[wanted[lo:hi] - offset])  # a copy: the batch itself is not kept
         offset += len(X)
     if offset < 2 or not parts:

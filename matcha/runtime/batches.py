@@ -575,9 +575,13 @@ def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
     progressed = store.count_rows(ctx.run_id, ctx.step_id)
     ctx.progress(ctx.step_id, progressed, total)
     fields = step.reads() or []
+    warmed = False
     for seqs, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, ctx.batch_size, fields,
                                                 skip_step=ctx.step_id):
         batch = Columns(values, len(seqs), ids, seqs)
+        if not warmed:
+            step.warm_up(ctx)
+            warmed = True
         try:
             result = step.process_columns(batch, ctx)
         except Exception as exc:

@@ -12,14 +12,18 @@ ensure_ascii=False, default=str)`` (orjson writes ``NaN`` as ``null``, which wou
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from json import encoder, scanner
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(r"\d{19}")
+# a digit becomes "0", what may come before a number ("[", ",", ":", whitespace) "|", a minus sign
+# "-", anything else "x": a number of 19 digits is "|" then 19 "0" (digits inside a hex key are not)
+_SHAPE = bytes(48 if 48 <= i <= 57 else 124 if chr(i) in "[,: \t\r\n" else 45 if i == 45 else 120
+               for i in range(256))
+_LONG = b"0" * 19
+_LONG_NUMBER, _LONG_NEGATIVE = b"|" + _LONG, b"|-" + _LONG
 _scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _encode: Callable[[Any, int], Any] | None = None
 _c_make_encoder = getattr(encoder, "c_make_encoder", None)
@@ -27,12 +31,19 @@ if _c_make_encoder is not None:  # CPython: the C encoder, without circular-refe
     _encode = _c_make_encoder(None, str, encoder.encode_basestring, None, ": ", ", ", False, False, True)
 
 
-def loads(text: str) -> Any:
-    if _LONG_DIGITS.search(text) is None:  # orjson reads integers past 64 bits as floats
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)`` (bytes are UTF-8)."""
+    raw = text.encode() if isinstance(text, str) else text
+    # orjson reads integers past 64 bits as floats: a number of 19 digits or more goes to the
+    # standard library (a translate and two finds: a tenth of the time of a regular expression)
+    shape = raw.translate(_SHAPE)
+    if _LONG_NUMBER not in shape and _LONG_NEGATIVE not in shape and not shape.lstrip(b"|-").startswith(_LONG):
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # NaN, or not JSON: the standard library decides
+    if isinstance(text, bytes):
+        return json.loads(text)
     try:
         obj, end = _scan(text, 0)
     except Exception:

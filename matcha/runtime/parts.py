@@ -15,6 +15,7 @@ approval, has parts whose ranges interleave) and decoding a part's data at most 
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
@@ -96,7 +97,7 @@ def pack(run: int, step: int, seqs: np.ndarray, codes: bytes, data: list[Record]
                  **notes}
     lo, hi = int(seqs[0]), int(seqs[-1])
     return (run, step, lo, hi, len(seqs), int(made), *counts, None if hi - lo + 1 == len(seqs) else seqs.tobytes(),
-            None if counts[OUT] == len(seqs) else codes, codec.dumps(mask_obj(data)),
+            None if counts[OUT] == len(seqs) else codes, codec.dumps(_typed(mask_obj(data))),
             codec.dumps(notes) if notes else None, codec.dumps(sorted(keys)))
 
 
@@ -110,12 +111,47 @@ def _table(datas: list[Record]) -> list[Record] | dict[str, Any]:
     return {"keys": list(first), "cols": list(map(list, zip(*map(dict.values, datas), strict=True)))}
 
 
+# A column of only floats, ints (64-bit) or booleans is stored as its machine values: "<type>:" and
+# base64 (exact, NaN included; a tenth of the time of writing and reading the numbers as text).
+_TYPED: dict[type, str] = {float: "f8", bool: "b1"}
+_INTS = [("i1", 2**7), ("i2", 2**15), ("i4", 2**31), ("i8", 2**63)]
+
+
+def _typed(data: Any) -> Any:
+    if not isinstance(data, dict) or "cols" not in data:
+        return data
+    return {**data, "cols": [_typed_column(col) for col in data["cols"]]}
+
+
+def _typed_column(col: list[Any]) -> list[Any] | str:
+    if len(col) < 8:
+        return col
+    kinds = set(map(type, col))
+    if len(kinds) != 1:
+        return col
+    kind = kinds.pop()
+    code = _TYPED.get(kind)
+    if kind is int:
+        low, high = min(col), max(col)
+        code = next((c for c, bound in _INTS if -bound <= low and high < bound), None)
+    if code is None:
+        return col
+    return f"{code}:" + base64.b64encode(np.asarray(col, dtype=np.dtype(code)).tobytes()).decode("ascii")
+
+
+def _untyped(col: list[Any] | str) -> list[Any]:
+    if isinstance(col, list):
+        return col
+    code, _, text = col.partition(":")
+    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(code)).tolist()  # type: ignore[no-any-return]
+
+
 def columns_of(table: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """``(keys, one list of values per key)`` of a stored table: ``cols``, or ``rows`` as stores
-    written before columns kept them."""
+    """``(keys, one list of values per key)`` of a stored table: ``cols`` (typed columns decoded),
+    or ``rows`` as stores written before columns kept them."""
     keys = table["keys"]
     if "cols" in table:
-        return keys, table["cols"]
+        return keys, [_untyped(col) for col in table["cols"]]
     rows = table["rows"]
     return keys, [list(map(itemgetter(i), rows)) for i in range(len(keys))] if rows else [[] for _ in keys]
 
@@ -142,17 +178,18 @@ class Part:
         self.flat = True
 
     def _load(self) -> None:
-        data, notes = self.db.execute("SELECT data, notes FROM parts WHERE id=?", (self.id,)).fetchone()
+        # as bytes: what the decoder reads, without making a str of it first
+        data, notes = self.db.execute("SELECT CAST(data AS BLOB), notes FROM parts WHERE id=?", (self.id,)).fetchone()
         loaded = codec.loads(data)
         if isinstance(loaded, dict):
             self._table = columns_of(loaded)
             # no list or object inside a value: the text has only the table's own brackets (a
             # bracket inside a string makes this say "maybe nested", which is only slower)
-            lists = len(loaded["cols"]) if "cols" in loaded else len(loaded["rows"])
-            self.flat = data.count("{") == 1 and data.count("[") == 2 + lists
+            lists = sum(isinstance(c, list) for c in loaded["cols"]) if "cols" in loaded else len(loaded["rows"])
+            self.flat = data.count(b"{") == 1 and data.count(b"[") == 2 + lists
         else:
             self._data = loaded
-            self.flat = data.count("{") == len(loaded) and data.count("[") == 1
+            self.flat = data.count(b"{") == len(loaded) and data.count(b"[") == 1
         self._notes = codec.loads(notes) if notes else {}
 
     @property

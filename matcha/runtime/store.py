@@ -702,6 +702,28 @@ class RunStore(ReviewTables):
             blocks[block] = got
         return got
 
+    def vectors_matrix(self, refs: Sequence[tuple[str, Sequence[int] | None]]) -> np.ndarray | None:
+        """The vectors of ``refs`` as one ``(n, dim)`` matrix, filled a block at a time (no array per
+        vector), when every reference is placed, still stored where it says, and of one size; None
+        otherwise (then :meth:`vectors_for` finds them one by one)."""
+        try:
+            at = np.array([where for _key, where in refs], dtype=np.int64).reshape(len(refs), 2)
+        except (TypeError, ValueError):
+            return None  # a reference without a place
+        order = np.argsort(at[:, 0], kind="stable")
+        blocks, starts = np.unique(at[order, 0], return_index=True)
+        out: np.ndarray | None = None
+        for block, idx in zip(blocks.tolist(), np.split(order, starts[1:]), strict=True):
+            matrix = self.vector_block(block)
+            rows = at[idx, 1]
+            if matrix is None or int(rows.max()) >= len(matrix) or \
+                    (out is not None and matrix.shape[1] != out.shape[1]):
+                return None
+            if out is None:
+                out = np.empty((len(refs), matrix.shape[1]), dtype=np.float32)
+            out[idx] = matrix[rows]
+        return out
+
     def vectors_for(self, refs: Sequence[tuple[str, Sequence[int] | None]]) -> list[np.ndarray | None]:
         """The vector of each ``(key, (block, row) or None)`` reference, None where none is stored."""
         out: list[np.ndarray | None] = [None] * len(refs)

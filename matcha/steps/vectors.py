@@ -39,6 +39,9 @@ def vectors_at(ctx: StepContext, refs: list[Any], field: str) -> tuple[list[int]
             keys.append((ref["key"], ref.get("at")))
         else:
             bad.append((i, f"field '{field}' holds no vector; name the field an `embed` step wrote"))
+    whole = ctx.store.vectors_matrix(keys) if keys else None
+    if whole is not None:  # the usual case: every vector where its reference says, one size
+        return ok, whole, bad
     found = ctx.store.vectors_for(keys) if keys else []
     keep: list[int] = []
     rows: list[np.ndarray] = []

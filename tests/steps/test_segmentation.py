@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from support import write
 
 from matcha import Pipeline
@@ -77,7 +78,10 @@ def sizes_are_sorted(sizes: list[int]) -> bool:
 @pytest.mark.unit
 def test_same_seed_same_segments_and_k_auto(customers: Path) -> None:
     auto = FAST.replace("k: 6, ", "")
-    a = Pipeline.from_yaml(auto, base_dir=customers).run()
+    with capture_logs() as logs:
+        a = Pipeline.from_yaml(auto, base_dir=customers).run()
+    # the cluster step ran a column at a time: no batch fell back to records
+    assert not [e for e in logs if e.get("event") == "batch failed, isolating records"]
     b = Pipeline.from_yaml(auto, base_dir=customers).run()
     seg = {r["id"]: r["segment"] for r in a.records("cluster")}
     assert seg == {r["id"]: r["segment"] for r in b.records("cluster")}

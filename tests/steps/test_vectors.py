@@ -20,6 +20,9 @@ class Cache:
     def vectors_for(self, refs: list[tuple[str, Any]]) -> list[np.ndarray | None]:
         return [np.frombuffer(self.blobs[k], np.float32) if k in self.blobs else None for k, _at in refs]
 
+    def vectors_matrix(self, refs: list[tuple[str, Any]]) -> np.ndarray | None:
+        return None  # references without a place: found one by one
+
 
 class Ctx:
     def __init__(self, blobs: dict[str, bytes]):
