@@ -714,15 +714,38 @@ class RunStore(ReviewTables):
         blocks, starts = np.unique(at[order, 0], return_index=True)
         out: np.ndarray | None = None
         for block, idx in zip(blocks.tolist(), np.split(order, starts[1:]), strict=True):
-            matrix = self.vector_block(block)
-            rows = at[idx, 1]
-            if matrix is None or int(rows.max()) >= len(matrix) or \
-                    (out is not None and matrix.shape[1] != out.shape[1]):
+            matrix = self._block_rows(block, at[idx, 1])
+            if matrix is None or (out is not None and matrix.shape[1] != out.shape[1]):
                 return None
             if out is None:
                 out = np.empty((len(refs), matrix.shape[1]), dtype=np.float32)
-            out[idx] = matrix[rows]
+            out[idx] = matrix
         return out
+
+    def _block_rows(self, block: int, rows: np.ndarray) -> np.ndarray | None:
+        """Rows of a block of vectors; a few rows of a large block are read alone (a sample spread
+        over a million vectors would otherwise read all 1.5 GB of them). None when the block or a
+        row is gone."""
+        cached = self.__dict__.get("_blocks", {}).get(block)
+        if cached is None and len(rows) * 8 < VECTORS_PER_BLOCK_HINT:
+            db = self._conn()
+            found = db.execute("SELECT dim FROM vector_blocks WHERE id=?", (block,)).fetchone()
+            if found is None:
+                return None
+            width = 4 * int(found[0])
+            with db.blobopen("vector_blocks", "data", block, readonly=True) as blob:
+                if len(blob) >= 8 * len(rows) * width:  # worth reading alone
+                    if int(rows.max()) * width >= len(blob):
+                        return None
+                    out = np.empty((len(rows), width // 4), dtype=np.float32)
+                    for i, r in enumerate(rows.tolist()):
+                        blob.seek(r * width)
+                        out[i] = np.frombuffer(blob.read(width), dtype=np.float32)
+                    return out
+        matrix = self.vector_block(block)
+        if matrix is None or int(rows.max()) >= len(matrix):
+            return None
+        return matrix[rows]
 
     def vectors_for(self, refs: Sequence[tuple[str, Sequence[int] | None]]) -> list[np.ndarray | None]:
         """The vector of each ``(key, (block, row) or None)`` reference, None where none is stored."""
@@ -762,6 +785,10 @@ class RunStore(ReviewTables):
         for key, blob in legacy.items():
             for i in unplaced[key]:
                 out[i] = np.frombuffer(blob, dtype=np.float32)
+
+
+#: a block holds one model call's vectors (the embed step's batches: 256 by default)
+VECTORS_PER_BLOCK_HINT = 256
 
 
 def _rows_to_parts(db: sqlite3.Connection) -> None:

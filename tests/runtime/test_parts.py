@@ -194,3 +194,20 @@ def test_columns_read_what_records_read_with_typed_and_removed_fields(store: Run
         assert [type(v) for v in got[f]] == [type(v) for v in want], f
     raw = sqlite3.connect(store.path).execute("SELECT data FROM parts WHERE step != 1 LIMIT 1").fetchone()[0]
     assert '"f8:' in raw and '"b1:' in raw and '"i8:' in raw  # the number columns were stored as machine values
+
+
+def test_a_matrix_of_vectors_reads_a_few_rows_alone_and_many_by_block(store: RunStore) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    big, small = rng.random((600, 8), dtype=np.float32), rng.random((5, 8), dtype=np.float32)
+    at_big = store.put_vectors([f"b{i}" for i in range(600)], big)
+    at_small = store.put_vectors([f"s{i}" for i in range(5)], small)
+    store.__dict__.pop("_blocks", None)
+    for picks in ([3, 599, 42], list(range(0, 600, 2))):  # a few rows (read alone), then half the block
+        refs = [(f"b{i}", at_big[f"b{i}"]) for i in picks] + [("s4", at_small["s4"])]
+        got = store.vectors_matrix(refs)
+        assert got is not None and np.array_equal(got, np.vstack([big[picks], small[[4]]]))
+    assert store.vectors_matrix([("b1", at_big["b1"]), ("x", None)]) is None  # one without a place
+    assert store.vectors_matrix([("b1", (at_big["b1"][0], 600))]) is None  # a row past the block
+    assert store.vectors_matrix([("b1", (999_999, 0))]) is None  # a block gone
