@@ -538,7 +538,7 @@ def input_view(ctx: StepContext, when: When) -> DatasetView:
 def _columns(ctx: StepContext, lineage: list[str], needs: list[str]
              ) -> Callable[[int | None, Collection[str]], Iterator[Columns]]:
     def columns(size: int | None, fields: Collection[str]) -> Iterator[Columns]:
-        for seqs, values, ids in ctx.store.iter_columns(ctx.run_id, lineage, needs, size or ctx.batch_size, fields):
+        for seqs, values, ids in ctx.store.iter_columns(ctx.run_id, lineage, needs, size or _column_batch(ctx), fields):
             yield Columns(values, len(seqs), ids, seqs)
 
     return columns
@@ -566,6 +566,13 @@ def run_step(step: Step, ctx: StepContext, when: When, on_error: str) -> None:
             ctx.store.add_step_extra(ctx.run_id, ctx.step_id, figures, replace=True)
 
 
+def _column_batch(ctx: StepContext) -> int:
+    """Records per batch of a column pass (``settings.column_batch_size``, 4,096 by default): a batch
+    holds a few fields, not whole records, and what a pass costs per batch (finding its parts, its
+    ids, one write) is paid 16 times less than at the default ``batch_size``."""
+    return ctx.column_batch_size
+
+
 def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
     """The driver for a ``columnar`` step: its input read a column at a time (the fields of
     ``reads``), the fields it sets written as one table per batch. A batch that fails goes through
@@ -576,7 +583,7 @@ def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
     ctx.progress(ctx.step_id, progressed, total)
     fields = step.reads() or []
     warmed = False
-    for seqs, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, ctx.batch_size, fields,
+    for seqs, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, _column_batch(ctx), fields,
                                                 skip_step=ctx.step_id):
         batch = Columns(values, len(seqs), ids, seqs)
         if not warmed:
@@ -648,7 +655,7 @@ def _drive_grouping(step: Step, ctx: StepContext, grouping: Handler, when: When,
     total = store.count_input(ctx.run_id, ctx.needs)
     progressed = store.count_rows(ctx.run_id, ctx.step_id)
     if when is None and step.reads() is not None:
-        for at, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, ctx.batch_size,
+        for at, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, _column_batch(ctx),
                                                   step.reads() or [], skip_step=ctx.step_id):
             _group_columns(step, ctx, Columns(values, len(at), ids, at), made)
             progressed += len(at)

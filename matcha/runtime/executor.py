@@ -154,7 +154,8 @@ class Runner:
         upstream = self.plan.upstream(sid)
         ctx = StepContext(
             run_id=self.run_id, step_id=sid, store=self.store, base_dir=self.plan.base_dir,
-            batch_size=self.plan.spec.settings.batch_size, needs=ps.needs, models=self.model,
+            batch_size=self.plan.spec.settings.batch_size,
+            column_batch_size=self.plan.spec.settings.column_batch_size, needs=ps.needs, models=self.model,
             connectors=self.connector, upstream=upstream,
             approvals={s for s in upstream if self.plan.steps[s].step.approves}, progress=self.progress,
             lineage=self.plan.lineage(sid), pipeline=self.plan.spec.name,

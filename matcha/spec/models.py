@@ -48,6 +48,9 @@ class StepSpec(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     batch_size: int = Field(256, ge=1, le=100_000, description="Records per batch handed to a step.")
+    column_batch_size: int = Field(4096, ge=1, le=1_000_000, description="Records per batch of a pass that reads "
+                                   "a few fields a column at a time (dataset steps: cluster, describe_segments, "
+                                   "report); larger batches cost less per record, memory grows with them.")
 
 
 class PipelineSpec(BaseModel):

@@ -78,6 +78,8 @@ class StepContext:
     upstream: set[str]  # ids of every step upstream of this one
     approvals: set[str]  # ids of the upstream steps whose class ``approves`` (plugins included)
     progress: Callable[[str, int, int], None] = lambda step, done, total: None
+    #: records per batch of a column pass (``settings.column_batch_size``)
+    column_batch_size: int = 4096
     #: the pipeline's name
     pipeline: str = ""
     #: the source and every upstream step, in execution order: a record is merged over their rows

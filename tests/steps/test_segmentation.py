@@ -111,7 +111,7 @@ def test_segmentation_config_errors_are_located(project: Path, steps: str, messa
 REAL = """
 name: seg-real
 source: {connector: customers, limit: 240}
-settings: {batch_size: 40}
+settings: {batch_size: 40, column_batch_size: 80}
 steps:
   - {id: embed, type: embed, with: {field: feedback}}
   - {id: index, type: index, with: {connector: vectors, collection: customers, payload: [lang]}}
