@@ -24,6 +24,7 @@ import numpy as np
 import structlog
 
 from matcha.errors import MatchaError, StepError
+from matcha.runtime import parts
 from matcha.runtime.faults import crash_point
 from matcha.runtime.parts import CODE, Batch, Row
 from matcha.runtime.tracked import MISSING, Tracked
@@ -691,7 +692,7 @@ def _group_columns(step: Step, ctx: StepContext, batch: Columns, made: dict[str,
         raise StepError(f"step '{ctx.step_id}' grouped {len(into)} records of a batch of {len(batch)}")
     codes = np.full(len(batch), CODE["grouped"], dtype=np.uint8)
     reasons: list[list[Any]] = []
-    links: list[list[int]] = []
+    to = np.full(len(batch), -1, dtype=np.int64)
     for i, group in enumerate(into):
         if group is None:
             codes[i] = CODE["dropped"]
@@ -701,9 +702,9 @@ def _group_columns(step: Step, ctx: StepContext, batch: Columns, made: dict[str,
         if seq is None:
             raise StepError(f"step '{ctx.step_id}' grouped record '{batch.ids[i]}' into '{group}', "
                             "which is not one of the records it made")
-        links.append([i, seq])
+        to[i] = seq
     ctx.store.write_part(ctx.run_id, ctx.step_id, np.asarray(batch.seqs, dtype=np.int64), codes.tobytes(),
-                         [{} for _ in range(len(batch))], set(), reasons, {"link": links} if links else {})
+                         [{} for _ in range(len(batch))], set(), reasons, parts.link_notes(to))
     crash_point(f"batch.written:{ctx.step_id}")
 
 

@@ -146,6 +146,14 @@ def _untyped(col: list[Any] | str) -> list[Any]:
     return np.frombuffer(base64.b64decode(text), dtype=np.dtype(code)).tolist()  # type: ignore[no-any-return]
 
 
+def link_notes(to: np.ndarray) -> dict[str, Any]:
+    """The notes linking the rows of a part to the records they were grouped into (``to``: a seq
+    per row, -1 for none): one typed column, not a pair per row."""
+    if not (to >= 0).any():
+        return {}
+    return {"link_to": _typed_column(to.tolist())}
+
+
 def columns_of(table: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """``(keys, one list of values per key)`` of a stored table: ``cols`` (typed columns decoded),
     or ``rows`` as stores written before columns kept them."""
@@ -302,6 +310,13 @@ class Part:
                 for k in gone.get(i, ()):
                     if k in out:
                         out[k][j] = None
+
+    def links(self) -> dict[int, int]:
+        """Index in this part -> seq of the record a ``grouped`` row went into."""
+        notes = self.notes
+        if "link_to" in notes:  # one seq per row, -1 for a row not linked
+            return {i: seq for i, seq in enumerate(_untyped(notes["link_to"])) if seq >= 0}
+        return dict(notes.get("link", ()))
 
     def gone(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}

@@ -526,7 +526,7 @@ class RunStore(ReviewTables):
             codes = part.code_array().tolist()
             seqs = part.seqs.tolist()
             reasons = dict(part.notes.get("reason", ()))
-            links = dict(part.notes.get("link", ()))
+            links = part.links()
             gone = part.gone()
             ids = self._ids_of(run, seqs)
             for i, (seq, c) in enumerate(zip(seqs, codes, strict=True)):
