@@ -737,11 +737,11 @@ class RunStore(ReviewTables):
                 if len(blob) >= 8 * len(rows) * width:  # worth reading alone
                     if int(rows.max()) * width >= len(blob):
                         return None
-                    out = np.empty((len(rows), width // 4), dtype=np.float32)
-                    for i, r in enumerate(rows.tolist()):
+                    chunks = []
+                    for r in rows.tolist():
                         blob.seek(r * width)
-                        out[i] = np.frombuffer(blob.read(width), dtype=np.float32)
-                    return out
+                        chunks.append(blob.read(width))
+                    return np.frombuffer(b"".join(chunks), dtype=np.float32).reshape(len(rows), width // 4)
         matrix = self.vector_block(block)
         if matrix is None or int(rows.max()) >= len(matrix):
             return None

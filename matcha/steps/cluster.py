@@ -157,6 +157,9 @@ class ClusterStep(Step):
             for name, values in ((out, a.labels.tolist()), (f"{out}_score", np.round(a.scores, 4).tolist()),
                                  (f"{out}_distance", np.round(a.distances, 5).tolist()),
                                  (f"{out}_outlier", a.outliers.tolist())):
+                if len(ok) == n:  # every record had a vector (the usual case)
+                    fields[name] = values
+                    continue
                 column = fields[name]
                 for i, v in zip(ok, values, strict=True):
                     column[i] = v

@@ -76,7 +76,7 @@ class ReportStep(Step):
         chosen = np.sort(rng.choice(n, size=min(n, self.config.map_points), replace=False)) if n else \
             np.zeros(0, dtype=np.int64)
         text = str(self.config.text)
-        picked: dict[str, list[Any]] = {field: [], "segment": [], "segment_outlier": [], text: [], "id": []}
+        picked: dict[str, list[Any]] = {field: [], "segment": [], "segment_outlier": [], text: [], "ids": []}
         position = 0
         for batch in view.columns([field, "segment", "segment_outlier", text]):
             lo, hi = np.searchsorted(chosen, [position, position + len(batch)])
@@ -86,7 +86,8 @@ class ReportStep(Step):
                 for name in (field, "segment", "segment_outlier", text):
                     column = batch[name]
                     picked[name] += [column[j] for j in take]
-                picked["id"] += [batch.ids[j] for j in take]
+                # a record without text is labelled by its id (the ids are read only then)
+                picked["ids"] += [None if batch[text][j] else batch.ids[j] for j in take]
         ok, matrix, _ = vectors_at(ctx, picked[field], field)
         vectors = list(matrix) if ok else []
         if len(vectors) < 3:
@@ -98,7 +99,7 @@ class ReportStep(Step):
         for i, (x, y) in zip(ok, xy.tolist(), strict=True):
             seg = picked["segment"][i]
             seg = seg if seg in known and not picked["segment_outlier"][i] else -1
-            label = str(picked[text][i] or picked["id"][i])[:120]
+            label = str(picked[text][i] or picked["ids"][i])[:120]
             points.append(MapPoint(x=float(x), y=float(y), segment=int(seg), label=label))
         return points
 

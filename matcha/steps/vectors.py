@@ -34,7 +34,8 @@ def vectors_at(ctx: StepContext, refs: list[Any], field: str) -> tuple[list[int]
     keys: list[tuple[str, Any]] = []
     bad: list[tuple[int, str]] = []
     for i, ref in enumerate(refs):
-        if ref is not None and is_vector_ref(ref):
+        if (type(ref) is dict and type(ref.get("key")) is str and type(ref.get("dim")) is int) or \
+                (ref is not None and is_vector_ref(ref)):  # (the first test, inline, is the usual case)
             ok.append(i)
             keys.append((ref["key"], ref.get("at")))
         else:
