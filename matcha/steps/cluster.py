@@ -110,6 +110,7 @@ class ClusterStep(Step):
         # the sample's vector references and numbers: one column pass, vectors read for the sample only
         refs: list[Any] = []
         nums: list[list[Any]] = []
+        seqs: list[int] | None = []  # where the sampled records are in the store (for the map)
         position = 0
         for batch in data.columns([self._field, *cfg.weights()]):
             take = list(_taken(chosen, position, len(batch)))
@@ -118,6 +119,7 @@ class ClusterStep(Step):
                 column = batch[self._field]
                 refs += [column[j] for j in take]
                 nums += self._numerics(batch, take) or []
+                seqs = None if seqs is None or batch.seqs is None else seqs + [int(batch.seqs[j]) for j in take]
         ok, vectors, _bad = vectors_at(ctx, refs, self._field)
         if len(ok) < 2:
             raise ValueError(f"only {len(ok)} record(s) with a vector in field '{self._field}': nothing to cluster")
@@ -133,8 +135,11 @@ class ClusterStep(Step):
             lambda: iter([sample]), len(sample), k=k, k_range=(min(cfg.k_range[0], high), high),
             algorithm=cfg.algorithm, seed=cfg.seed, sample_size=len(sample),
             minibatch_threshold=len(sample) - 1 if keep < n else len(sample))
-        return {"segmenter": segmenter.to_state(), "features": builder.to_state(), "records": n,
-                "vectors": self._field}
+        state = {"segmenter": segmenter.to_state(), "features": builder.to_state(), "records": n,
+                 "vectors": self._field}
+        if seqs is not None:
+            state["map"] = _map_sample(segmenter, sample, [seqs[i] for i in ok], cfg.seed)
+        return state
 
     def reads(self) -> list[str] | None:
         return [self._field, *self.config.weights()]
@@ -203,6 +208,25 @@ class ClusterStep(Step):
         if label and agreement.n:
             figures.update(labels_field=label, nmi=round(agreement.nmi(), 4), ari=round(agreement.ari(), 4))
         return figures
+
+
+MAP_POINTS = 5000  # the most a report draws (its `map_points`)
+
+
+def _map_sample(segmenter: Any, sample: np.ndarray, seqs: list[int], seed: int) -> dict[str, Any]:
+    """A seeded sample of the fitted records projected to 2-D (PCA of the features the segments
+    were found on), with their segments as ``process`` gives them: the report's map, without a
+    pass over every record to find them again. ``seqs`` say where they are in the store."""
+    from sklearn.decomposition import PCA
+
+    rows = np.sort(np.random.default_rng([seed, 11]).permutation(len(sample))[:MAP_POINTS])
+    order = np.random.default_rng([seed, 12]).permutation(len(rows))  # a report keeps the first map_points
+    X = sample[rows]
+    xy = PCA(n_components=2, random_state=seed).fit_transform(X) if len(rows) >= 3 else np.zeros((len(rows), 2))
+    a = segmenter.assign(X)
+    return {"seqs": [seqs[i] for i in rows.tolist()], "x": np.round(xy[:, 0], 5).tolist(),
+            "y": np.round(xy[:, 1], 5).tolist(), "segment": a.labels.tolist(), "outlier": a.outliers.tolist(),
+            "order": order.tolist()}
 
 
 def _builder_from(cls: Any, state: dict[str, Any]) -> Any:

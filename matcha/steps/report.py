@@ -1,12 +1,15 @@
 """``report``: a self-contained HTML report of the segments, stored as an artifact of the run.
 
 A dataset-scoped step over the segment records of ``describe_segments``. It reads, as side inputs,
-the output of the ``cluster`` step (``records``, default the nearest upstream one: a seeded sample of
-at most ``map_points`` records, projected to 2-D with PCA, makes the map) and what that step learned
-(k, silhouette per k, NMI/ARI against a known column). The page is stored once with its sha256
-(``matcha artifacts RUN``); each segment record passes on with a ``report`` reference, so the
-messages written next can cite it. The report stays on the machine unless a pipeline routes it
-through approval and a publisher like any content.
+the output of the ``cluster`` step (``records``, default the nearest upstream one) and what that
+step learned (k, silhouette per k, NMI/ARI against a known column, and the map: a seeded sample of
+at most 5,000 of the records it fitted on, projected to 2-D with PCA and assigned to their
+segments while it fitted, so the report only reads their texts). With ``vectors`` naming another
+field than the one the cluster step used, the report draws ``map_points`` records itself and
+projects their vectors. The page is stored once with its sha256 (``matcha artifacts RUN``); each
+segment record passes on with a ``report`` reference, so the messages written next can cite it.
+The report stays on the machine unless a pipeline routes it through approval and a publisher like
+any content.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class ReportConfig(StepConfig):
     text: str = Field("text", description="Field shown when hovering a point of the map.")
     map_points: int = Field(3000, ge=10, le=5000, description="Records drawn on the map (a seeded sample).")
     record_noun: str = Field("customers", description="What the records are, in the plural.")
-    seed: int = Field(0, description="Seed of the map sample.")
+    seed: int = Field(0, description="Seed of the map sample when the report draws it itself (`vectors` set to "
+                      "another field than the cluster step's; otherwise the cluster step's sample and seed).")
 
 
 @register_step("report")
@@ -55,7 +59,7 @@ class ReportStep(Step):
             outliers=sum(int(s.get("outliers") or 0) for s in segments),
             segments=[_segment(s) for s in segments],
             points=self._map(ctx, source, {s["segment"] for s in segments},
-                             self.config.vectors or learned.get("vectors") or "embedding"),
+                             self.config.vectors or learned.get("vectors") or "embedding", learned),
             quality=_quality(learned.get("segmenter", {}), figures),
             numeric_fields=[n["field"] for n in (segments[0].get("numeric") or [])] if segments else [],
             record_noun=self.config.record_noun)
@@ -65,10 +69,14 @@ class ReportStep(Step):
         artifact = ctx.save_artifact(self.config.name, html, "text/html")
         return {"artifact": artifact.name, "sha256": artifact.sha256, "path": str(artifact.path)}
 
-    def _map(self, ctx: StepContext, source: str, known: set[int], field: str) -> list[Any]:
+    def _map(self, ctx: StepContext, source: str, known: set[int], field: str, learned: dict[str, Any]) -> list[Any]:
         from sklearn.decomposition import PCA
 
         from matcha.report import MapPoint
+
+        drawn = learned.get("map")
+        if drawn and field == learned.get("vectors"):
+            return self._drawn_map(ctx, source, known, drawn)
 
         view = ctx.view(source)
         n = view.count
@@ -101,6 +109,31 @@ class ReportStep(Step):
             seg = seg if seg in known and not picked["segment_outlier"][i] else -1
             label = str(picked[text][i] or picked["ids"][i])[:120]
             points.append(MapPoint(x=float(x), y=float(y), segment=int(seg), label=label))
+        return points
+
+    def _drawn_map(self, ctx: StepContext, source: str, known: set[int], drawn: dict[str, Any]) -> list[Any]:
+        """The map from the sample the cluster step drew, projected and assigned while it fitted:
+        one pass reads the texts of those records only."""
+        from matcha.report import MapPoint
+
+        keep = sorted(drawn["order"][: self.config.map_points])
+        seqs = np.asarray([drawn["seqs"][i] for i in keep], dtype=np.int64)
+        text = str(self.config.text)
+        labels: dict[int, str] = {}
+        for batch in ctx.view(source).columns([text]):
+            hit = np.flatnonzero(np.isin(batch.seqs, seqs)).tolist()
+            column = batch[text]
+            for j in hit:
+                labels[int(batch.seqs[j])] = str(column[j] or batch.ids[j])[:120]
+        points = []
+        for i in keep:
+            seq = drawn["seqs"][i]
+            if seq not in labels:
+                continue  # not passed on by the cluster step (quarantined)
+            seg = drawn["segment"][i]
+            seg = seg if seg in known and not drawn["outlier"][i] else -1
+            points.append(MapPoint(x=float(drawn["x"][i]), y=float(drawn["y"][i]), segment=int(seg),
+                                   label=labels[seq]))
         return points
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:

@@ -173,3 +173,22 @@ def test_sigkill_in_index_cluster_and_describe_then_resume(customers: Path) -> N
         assert store.count("customers") == 240
     finally:
         store.close()
+
+
+def test_the_map_from_the_cluster_sample_matches_one_the_report_draws_itself(customers: Path) -> None:
+    """The report's map comes from the sample the cluster step drew while it fitted (no pass over
+    every record); with `vectors` naming another field, the report draws and projects its own. With
+    every customer on the map, both show each customer once, in the same segment."""
+    import re
+    from collections import Counter
+
+    twice = FAST.replace("  - {id: cluster,", "  - {id: again, type: embed, with: {model: words, field: feedback, "
+                         "output: again}}\n  - {id: cluster,").replace(
+        "type: cluster, with: {k: 6,", "type: cluster, with: {vectors: embedding, k: 6,")
+    maps = []
+    for report in ("{id: report, type: report}", "{id: report, type: report, with: {vectors: again}}"):
+        run = Pipeline.from_yaml(twice.replace("{id: report, type: report}", report), base_dir=customers).run()
+        assert run.report is not None
+        html = run.report.read_text(encoding="utf-8")
+        maps.append(Counter(re.findall(r'<circle class="pt ([^"]+)"', html)))  # outliers too
+    assert maps[0] == maps[1] and sum(maps[0].values()) == 1200
