@@ -103,5 +103,6 @@ CONNECTORS: Registry[type[Connector]] = Registry(
         "matcha.connectors.file_publisher",
         "matcha.connectors.webhook",
         "matcha.connectors.qdrant",
+        "matcha.connectors.pages",
     ],
 )
