@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import write
+from support import clear_proxies, write
 
 from matcha import Pipeline, PipelineError
 from matcha.connectors.pages import PagesSource
@@ -118,3 +121,74 @@ def test_a_bad_pages_connection_is_located(project: Path) -> None:
     with pytest.raises(PipelineError, match=r"site\.yaml.*min_words \(300\) must not exceed max_words \(200\)"):
         Pipeline.from_yaml("name: p\nsource: {connector: site}\nsteps:\n  - {id: f, type: filter, "
                            "with: {condition: 'true'}}\n", base_dir=project)
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
+    """A local web site: two pages, one behind robots.txt, a sitemap of the three; yields its base URL
+    and the paths requested."""
+    clear_proxies(monkeypatch)
+    requested: list[str] = []
+    pages = {"/robots.txt": ("text/plain", "User-agent: *\nDisallow: /private/\n"),
+             "/a.html": ("text/html", HTML), "/b.md": ("text/markdown", f"# B\n\n{EN * 3}\n"),
+             "/private/c.html": ("text/html", HTML), "/image.png": ("image/png", "png")}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            if self.path == "/sitemap.xml":
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                body = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                        + "".join(f"<url><loc>{base}{p}</loc></url>" for p in ("/a.html", "/b.md", "/private/c.html"))
+                        + "</urlset>")
+                kind = "application/xml"
+            elif self.path in pages:
+                kind, body = pages[self.path]
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pages_are_fetched_from_declared_hosts_honouring_robots_txt(tmp_path: Path,
+                                                                     site: tuple[str, list[str]]) -> None:
+    base, requested = site
+    cfg = PagesSource.Config(kind="pages", sitemap=f"{base}/sitemap.xml", urls=[f"{base}/image.png"],
+                             hosts=["127.0.0.1"], allowed_hosts=["127.0.0.1"], delay=0)
+    rows = list(PagesSource("web", cfg, base_dir=tmp_path).read())
+    pages = {r.data["page"] for r in rows if r.data}
+    assert pages == {"127.0.0.1/a.html", "127.0.0.1/b.md"}
+    assert all(r.data["language"] == "en" for r in rows if r.data)
+    errors = sorted(r.error for r in rows if r.error)
+    assert len(errors) == 2 and "disallowed by the site's robots.txt" in errors[1] and "is not a page" in errors[0]
+    assert "/private/c.html" not in requested and requested.count("/robots.txt") == 1
+
+
+def test_fetching_is_refused_where_the_connection_does_not_allow_it(tmp_path: Path,
+                                                                    site: tuple[str, list[str]]) -> None:
+    base, requested = site
+    with pytest.raises(ValueError, match=r"host 'example\.org' of https://example\.org/a is not declared"):
+        PagesSource.Config(kind="pages", urls=[f"{base}/a.html", "https://example.org/a"], hosts=["127.0.0.1"])
+    # declared but loopback, and not allow-listed: the egress guard refuses it, nothing is requested
+    cfg = PagesSource.Config(kind="pages", urls=[f"{base}/a.html"], hosts=["127.0.0.1"], delay=0)
+    rows = list(PagesSource("web", cfg, base_dir=tmp_path).read())
+    assert len(rows) == 1 and rows[0].error and "loopback" in rows[0].error
+    assert requested == []
