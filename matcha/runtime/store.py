@@ -525,6 +525,7 @@ class RunStore(ReviewTables):
         sql = "SELECT id, lo, hi, seqs, codes FROM parts WHERE run=? AND step=?"
         if status is not None:
             sql += f" AND n_{status} > 0"
+        names: dict[int, str] = {}
         for row in db.execute(sql + " ORDER BY lo", (run, step)).fetchall():
             part = parts.Part(db, *row)
             codes = part.code_array().tolist()
@@ -538,7 +539,10 @@ class RunStore(ReviewTables):
                 if status is None or st == status:
                     why = reasons.get(i)
                     if why is None and i in links:  # a grouping pass written a column at a time
-                        why = f"grouped into {self._ids_of(run, [links[i]]).get(links[i], links[i])}"
+                        into = links[i]
+                        if into not in names:  # a few records made, many grouped: each looked up once
+                            names[into] = self._ids_of(run, [into]).get(into, f"#{into}")
+                        why = f"grouped into {names[into]}"
                     yield (ids.get(seq, f"#{seq}"), seq, st, why, part.data[i], gone.get(i, []), links.get(i))
 
     def _ids_of(self, run: int, seqs: list[int]) -> dict[int, str]:

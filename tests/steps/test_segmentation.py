@@ -62,6 +62,8 @@ def test_segments_flow_to_approval_and_publish(customers: Path) -> None:
     for s in segments:
         assert s["keywords"] and len(s["examples"]) == 3 and {n["field"] for n in s["numeric"]} == {"orders", "revenue"}
         assert len(list(run.members(s["id"]))) == s["size"]
+    grouped = {why for _rid, _seq, _st, why, *_ in run._ws.store.step_rows(run.id, "segments", "grouped")}
+    assert grouped == {f"grouped into {s['id']}" for s in segments}  # the reason, told from the link
     records = list(run.records("cluster"))
     assert all(0 <= r["segment_score"] <= 1 and isinstance(r["segment_outlier"], bool) for r in records)
     assert run.report is not None and "segment-0" in run.report.read_text()
