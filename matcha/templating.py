@@ -117,7 +117,11 @@ def _size(value: Any, budget: int) -> int:
             total += item.bit_length() // 3 + 1
         elif isinstance(item, list | tuple | set | frozenset):
             total += len(item)
-            todo.extend(islice(item, max(budget - total + 1, 0)))
+            chunk = list(islice(item, max(budget - total + 1, 0)))
+            if chunk and set(map(type, chunk)) == {str}:  # a list of strings (the usual bomb): counted in C
+                total += sum(map(len, chunk))
+            else:
+                todo.extend(chunk)
         elif isinstance(item, dict | Mapping):  # dict first: the abc check is slower
             total += len(item)
             for key, val in islice(item.items(), max(budget - total + 1, 0)):
