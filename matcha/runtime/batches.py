@@ -476,9 +476,8 @@ def check_ids(outcome: BatchOutcome, batch_ids: set[str], step_id: str) -> None:
 
 
 # -- handlers ---------------------------------------------------------------------------------
-def processing(step: Step, ctx: StepContext, on_error: str) -> Handler:
-    """``step.process`` with warm-up on first use and bad records isolated."""
-    warmed = False
+def processing(step: Step, ctx: StepContext, on_error: str, *, warmed: bool = False) -> Handler:
+    """``step.process`` with warm-up on first use (unless ``warmed``) and bad records isolated."""
 
     def handle(batch: list[Record]) -> BatchOutcome:
         nonlocal warmed
@@ -584,6 +583,7 @@ def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
     ctx.progress(ctx.step_id, progressed, total)
     fields = step.reads() or []
     warmed = False
+    fallback: Handler | None = None  # the record path, for a batch that fails
     for seqs, values, ids in store.iter_columns(ctx.run_id, ctx.lineage, ctx.needs, _column_batch(ctx), fields,
                                                 skip_step=ctx.step_id):
         batch = Columns(values, len(seqs), ids, seqs)
@@ -597,7 +597,8 @@ def _drive_columns(step: Step, ctx: StepContext, on_error: str) -> None:
             rows: list[tuple[str, int, Record]] = [
                 (rid, seq, Tracked(zip(fields, vals, strict=True), id=rid)) for rid, seq, vals in
                     zip(batch.ids, seqs.tolist(), zip(*(values[f] for f in fields), strict=True), strict=True)]
-            handle_rows(step, ctx, processing(step, ctx, on_error), None, rows)
+            fallback = fallback or processing(step, ctx, on_error, warmed=True)
+            handle_rows(step, ctx, fallback, None, rows)
         else:
             _write_column_outcome(ctx, batch, result, on_error)
         progressed += len(seqs)

@@ -194,3 +194,25 @@ def test_the_map_from_the_cluster_sample_matches_one_the_report_draws_itself(cus
         html = run.report.read_text(encoding="utf-8")
         maps.append(Counter(re.findall(r'<circle class="pt ([^"]+)"', html)))  # outliers too
     assert maps[0] == maps[1] and sum(maps[0].values()) == 1200
+
+
+def test_a_column_batch_that_fails_goes_through_records_with_the_same_result(customers: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from matcha.steps.cluster import ClusterStep
+
+    pipeline = FAST.replace("settings: {batch_size: 100}", "settings: {batch_size: 100, column_batch_size: 500}")
+    whole = Pipeline.from_yaml(pipeline, base_dir=customers).run()
+    expected = {r["id"]: r["segment"] for r in whole.records("cluster")}
+    original, warm = ClusterStep.process_columns, ClusterStep.warm_up
+    warmed: list[int] = []
+
+    def failing(self: ClusterStep, batch: Any, ctx: Any) -> Any:
+        if batch.seqs is not None:  # the column driver's call (records come without seqs)
+            raise RuntimeError("a column batch that fails")
+        return original(self, batch, ctx)
+
+    monkeypatch.setattr(ClusterStep, "process_columns", failing)
+    monkeypatch.setattr(ClusterStep, "warm_up", lambda self, ctx: (warmed.append(1), warm(self, ctx))[1])
+    run = Pipeline.from_yaml(pipeline, base_dir=customers).run()
+    assert {r["id"]: r["segment"] for r in run.records("cluster")} == expected
+    assert len(warmed) == 2  # once before fitting, once before the first batch: not again per failing batch
