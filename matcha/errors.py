@@ -9,8 +9,9 @@ The tree is small on purpose; catch :class:`MatchaError` to handle everything Ma
     ├── ModelError           a model provider failed or is not available
     │   └── ModelUnavailable the model cannot be loaded or reached (with a fix hint)
     ├── StepError            a step failed on a record or batch (quarantined when on_error: quarantine)
-    └── RunError             a run cannot do what was asked (unknown id, wrong state)
-        └── ApprovalError    a review decision is invalid (unknown item, already decided, hash mismatch)
+    ├── RunError             a run cannot do what was asked (unknown id, wrong state)
+    │   └── ApprovalError    a review decision is invalid (unknown item, already decided, hash mismatch)
+    └── VoiceError           a voice profile cannot be built or read (too few pages, not a profile file)
 
 Every message says what is wrong and how to fix it. Secrets are masked before a message is built.
 """
@@ -104,3 +105,7 @@ class RunError(MatchaError):
 
 class ApprovalError(RunError):
     """A review decision is invalid."""
+
+
+class VoiceError(MatchaError, ValueError):
+    """A voice profile cannot be built or read (too little text, a file that is not a profile...)."""

@@ -122,7 +122,7 @@ class PagesSource(Source):
         """The passages of one page as rows numbered from ``line + 1``; returns the last number."""
         from matcha.ml.passages import passages
 
-        detect = _detector(tuple(self.config.languages))
+        detect = language_detector(tuple(self.config.languages))
         texts = passages(blocks, self.config.min_words, self.config.max_words)
         if not texts:
             yield SourceRow(line + 1, error=f"page {page}: no text found (empty, or only code and markup)")
@@ -150,7 +150,7 @@ def blocks_of(text: str, kind: str) -> list[Any]:
 
 
 @functools.cache
-def _detector(languages: tuple[str, ...]) -> Any:
+def language_detector(languages: tuple[str, ...]) -> Any:
     """``text -> language`` among ``languages`` (py3langid, loaded once per set of languages)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 

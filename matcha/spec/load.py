@@ -15,6 +15,7 @@ from matcha.spec import graph
 from matcha.spec.conditions import ConditionError, compile_condition
 from matcha.spec.connections import Connection, available, load_connection, read_config_text
 from matcha.spec.envrefs import EnvRefs
+from matcha.spec.loops import check_loops, unroll
 from matcha.spec.models import PipelineSpec, StepSpec
 from matcha.spec.validate import validate_model
 from matcha.spec.yamlload import Located, load_located
@@ -237,9 +238,10 @@ class _Builder:
             if ref is None:
                 continue
             path = ("steps", i, "with", fld)
+            kind, _, role = kind.partition(":")  # "models:embed", "connectors:source": this field's own need
             if kind == "models":
-                ok &= self._model_ref(path, str(ref), models, cls)
-            elif self.connection(str(ref), path, cls.connector_role or "publisher", conns) is None:
+                ok &= self._model_ref(path, str(ref), models, cls, role or cls.model_capability)
+            elif self.connection(str(ref), path, role or cls.connector_role or "publisher", conns) is None:
                 ok = False
         self._no_env_in_templates(i, cls)
         step = cls(s, cfg)
@@ -265,14 +267,14 @@ class _Builder:
                                "Put secrets in model or connection settings (api_key_env, secret_env, headers); "
                                "write other values into the template as text")
 
-    def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step]) -> bool:
+    def _model_ref(self, path: tuple[str | int, ...], ref: str, models: dict[str, Any], cls: type[Step],
+                   need: str | None) -> bool:
         if ref not in models:
             if ref not in self.bad_models:
                 names = ", ".join(models) or "none"
                 self.issue(path, f"unknown model '{ref}'",
                            f"Define it under `models:` (defined models: {names})")
             return False
-        need = cls.model_capability
         provider = PROVIDERS.get(models[ref].provider)
         if need and provider and need not in provider.capabilities:
             self.issue(path, f"model '{ref}' (provider {models[ref].provider}) cannot {need}",
@@ -358,7 +360,7 @@ def _reviewed(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], step
             continue
         seen = set.intersection(*shown)
         for fld, kind in st.references.items():
-            conn = conns.get(str(getattr(st.config, fld, ""))) if kind == "connectors" else None
+            conn = conns.get(str(getattr(st.config, fld, ""))) if kind.startswith("connectors") else None
             if conn is None or not issubclass(conn.cls, Publisher):
                 continue
             for name in conn.cls.published_fields(conn.config):
@@ -388,6 +390,19 @@ def _defaults_from_upstream(b: _Builder, spec: PipelineSpec, needs: dict[str, li
                         f"or set `with: {{{fname}: ...}}`")
             else:
                 setattr(st.config, fname, steps[found].provides(kind))
+
+
+def _side_inputs(b: _Builder, spec: PipelineSpec, needs: dict[str, list[str]], steps: dict[str, Step]) -> None:
+    """The steps a step reads besides its input (a voice profile...) must be upstream of it."""
+    for i, s in enumerate(spec.steps):
+        st = steps.get(s.id)
+        for ref in st.side_inputs() if st is not None else []:
+            if ref not in steps:
+                b.issue(("steps", i, "with"), f"'{ref}' is not a step of this pipeline",
+                        f"Name a step defined above '{s.id}' (steps: {', '.join(steps)})")
+            elif ref not in graph.upstream(needs, s.id):
+                b.issue(("steps", i, "with"), f"step '{ref}' is not upstream of '{s.id}': its result is not ready "
+                        "when this step runs", f"Make '{s.id}' (or a step before it) need '{ref}'")
 
 
 def load_plan(text: str, file: str, base_dir: Path, *, require_env: bool = True) -> Plan:
@@ -441,5 +456,9 @@ def _load_plan(text: str, file: str, base_dir: Path, env: EnvRefs) -> Plan:
     b.gate(spec, needs, steps)
     _reviewed(b, spec, needs, steps, conns)
     b.fail_if_issues()
+    _side_inputs(b, spec, needs, steps)
+    loops = check_loops(spec, needs, steps, b.issue)
+    b.fail_if_issues()
     planned = {s.id: PlannedStep(i, steps[s.id], needs[s.id], conditions[s.id]) for i, s in enumerate(spec.steps)}
+    planned = unroll(spec, planned, loops)
     return Plan(spec=spec, file=file, text=text, base_dir=base_dir, steps=planned, models=models, connections=conns)

@@ -20,6 +20,18 @@ class SourceSpec(BaseModel):
     limit: int | None = Field(None, ge=1, description="Read at most this many records.")
 
 
+class RepeatSpec(BaseModel):
+    """Write records again until they meet a condition (a bounded loop the executor owns)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from", pattern=ID_PATTERN,
+                       description="First step of the loop (e.g. the generate step); the loop runs from it to this "
+                       "step, each needing the one before.")
+    until: str = Field(description="Condition a record must meet to leave the loop, e.g. \"voice_score >= 70\".")
+    max_attempts: int = Field(3, ge=2, le=10, description="Attempts in all, the first included. A record still "
+                              "failing `until` after the last one is flagged and goes on to review.")
+
+
 class StepSpec(BaseModel):
     """One step of a pipeline."""
 
@@ -37,6 +49,10 @@ class StepSpec(BaseModel):
     )
     on_error: Literal["fail", "quarantine"] = Field(
         "fail", description="fail: stop the run on a bad record; quarantine: set it aside with its reason."
+    )
+    repeat: RepeatSpec | None = Field(
+        None, description="Loop back: records failing `until` go again through the steps `from` .. this one, at "
+        "most `max_attempts` times in all; every attempt is kept (`attempts`), the last failures are `flagged`."
     )
 
     @field_validator("needs", mode="before")

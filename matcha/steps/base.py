@@ -192,7 +192,8 @@ class Step:
 
     type_name: ClassVar[str] = ""
     Config: ClassVar[type[StepConfig]] = StepConfig
-    #: config fields that name something defined elsewhere: field -> "models" | "connectors"
+    #: config fields that name something defined elsewhere: field -> "models" | "connectors", or with
+    #: the field's own need: "models:embed", "connectors:source" (else the two class attributes below)
     references: ClassVar[dict[str, str]] = {}
     #: for a ``models`` reference, what the model must be able to do ("embed" / "generate")
     model_capability: ClassVar[str | None] = None
@@ -241,7 +242,7 @@ class Step:
     def model_names(self) -> list[str]:
         """Names of the models this step uses (for preflight checks)."""
         return [str(getattr(self.config, f)) for f, kind in self.references.items()
-                if kind == "models" and getattr(self.config, f, None)]
+                if kind.partition(":")[0] == "models" and getattr(self.config, f, None)]
 
     def provides(self, kind: str) -> str:
         """For a step that ``produces`` ``kind``: what a downstream step's wanted field defaults to
@@ -252,6 +253,16 @@ class Step:
         """For an approval step: the record fields its reviewers see (what a publisher may send).
         ``None`` when the step does not say (plugins): publishers' fields are then not checked."""
         return None
+
+    def side_inputs(self) -> list[str]:
+        """Ids of the steps whose output or state this step reads besides its input (``ctx.view``,
+        ``ctx.state_of``): checked at load time to be upstream of it."""
+        return []
+
+    def written_fields(self) -> list[str]:
+        """The record fields this step sets (kept per attempt by a ``repeat`` loop). Default: ``output``."""
+        out = getattr(self.config, "output", None)
+        return [out] if isinstance(out, str) else []
 
     def check(self, ctx: LoadContext) -> list[StaticIssue]:
         """Extra load-time checks (files exist, examples valid...). Must not load models."""
@@ -316,6 +327,8 @@ STEPS: Registry[type[Step]] = Registry(
         "matcha.steps.describe",
         "matcha.steps.report",
         "matcha.steps.vector_index",
+        "matcha.steps.voice_profile",
+        "matcha.steps.voice_score",
     ],
 )
 

@@ -7,13 +7,25 @@ With ``schema`` the answer must be JSON valid against it: it is validated, retri
 object stored. ``concurrency`` bounds requests in flight (default 1: safe for a single Ollama with
 ``OLLAMA_NUM_PARALLEL=1``). A record whose generation fails is quarantined with the reason
 (``on_error: quarantine``) or fails the run.
+
+With ``voice`` (a ``voice_profile`` step upstream, or a profile file) each prompt is conditioned on
+the voice: the ``examples`` passages of the voice nearest to the record's topic (``voice_query``,
+default the rendered prompt; looked up in the profile's Qdrant collection when it has one, else
+among its exemplars in memory) and its do/don't rules. A template places them itself with
+``{{ examples }}`` (a list of ``{id, text, score}``) and ``{{ voice }}`` (``name``, ``summary``,
+``rules``, ``vocabulary``, ``phrases``); otherwise they are added after the prompt. The passages used
+are kept in ``examples_field`` for the reviewer. The profile is read once, when the step starts.
+
+In a ``repeat`` loop, a record being written again holds ``attempt`` and ``attempts`` (what each
+earlier attempt wrote and how it was judged): the last judgement is added to the prompt (unless the
+template uses ``attempts``) and is part of the call's cache key.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 from pydantic import Field, model_validator
@@ -31,7 +43,11 @@ from matcha.steps.base import (
     register_step,
 )
 from matcha.steps.modelcalls import generate_cached
+from matcha.steps.repeat import attempt_salt, feedback
 from matcha.templating import TemplateError, compile_template, render
+
+if TYPE_CHECKING:
+    from matcha.steps.voice_condition import Conditioning
 
 DEFAULT_GENERATOR = "default-generator"
 
@@ -53,6 +69,14 @@ class GenerateConfig(StepConfig):
     strip: bool = Field(True, description="Strip surrounding whitespace from text answers.")
     stop: list[str] = Field(default_factory=list,
                             description="Cut text answers at the first of these strings (useful with base models).")
+    voice: str | None = Field(None, description="Write in a voice: a `voice_profile` step upstream, or a profile "
+                              "file (.yaml, relative to the project root).")
+    examples: int = Field(3, ge=0, le=20, description="With `voice`: passages of the voice nearest to the topic "
+                          "put in the prompt.")
+    voice_query: str | None = Field(None, description="With `voice`: template of the topic the examples are looked "
+                                    "up with (default: the rendered prompt).")
+    examples_field: str | None = Field("exemplars", description="With `voice`: field receiving the passages used "
+                                       "([{id, text, score}]); null: not kept.")
 
     @model_validator(mode="after")
     def _one_prompt(self) -> GenerateConfig:
@@ -70,7 +94,17 @@ class GenerateStep(Step):
     Config = GenerateConfig
     references = {"model": "models"}  # noqa: RUF012 - class-level declaration
     model_capability = "generate"
-    templated = ("prompt", "system")
+    templated = ("prompt", "system", "voice_query")
+
+    def side_inputs(self) -> list[str]:
+        from matcha.steps.voice_profile import is_profile_file
+
+        ref = self.config.voice
+        return [ref] if ref and not is_profile_file(ref) else []
+
+    def written_fields(self) -> list[str]:
+        keep = [self.config.examples_field] if self.config.voice and self.config.examples_field else []
+        return [self.config.output, *keep]
 
     def _template_source(self, base_dir: Path) -> str:
         if self.config.prompt is not None:
@@ -87,7 +121,12 @@ class GenerateStep(Step):
         except (ValueError, UnicodeDecodeError) as exc:  # a symlink out of the project, or not UTF-8
             return [StaticIssue(where, f"cannot use prompt file: {exc}", "Name a UTF-8 file inside the project")]
         issues = []
-        for path, text in ((where, source), (("system",), self.config.system)):
+        if self.config.voice:
+            from matcha.steps.voice_profile import check_voice_ref
+
+            issues += check_voice_ref(self.config.voice, ctx)
+        for path, text in ((where, source), (("system",), self.config.system), (("voice_query",),
+                                                                                 self.config.voice_query)):
             if text is None:
                 continue
             try:
@@ -114,6 +153,16 @@ class GenerateStep(Step):
             import jsonschema
 
             self._validator = jsonschema.Draft202012Validator(self.config.schema_)
+        from jinja2 import meta
+
+        names = meta.find_undeclared_variables(self._prompt.environment.parse(self._template_source(ctx.base_dir)))
+        self._feedback = "attempts" not in names  # the template does not say how earlier attempts were judged
+        self._voice: Conditioning | None = None
+        if self.config.voice:
+            from matcha.steps.voice_condition import Conditioning
+
+            self._voice = Conditioning(self.config, ctx, placed="examples" in names or "voice" in names)
+            self._query = _compile(self.config.voice_query) if self.config.voice_query else None
 
     def _accept(self, text: str) -> str | None:
         if self._validator is None:
@@ -130,30 +179,67 @@ class GenerateStep(Step):
             text = text.split(stop, 1)[0]
         return text.strip() if self.config.strip else text
 
-    def _render(self, rec: Record) -> tuple[str, str | None]:
+    def _render(self, rec: Record, extra: dict[str, Any] | None = None) -> tuple[str, str | None]:
         """The prompt and system prompt for ``rec``; a failure says which template it was."""
         texts: list[str] = []
+        context = {**rec, **extra} if extra else rec
         for label, template in (("prompt", self._prompt), ("system", self._system)):
             try:
-                texts.append(render(template, rec) if template is not None else "")
+                texts.append(render(template, context) if template is not None else "")
             except TemplateError as exc:
                 raise TemplateError(f"{label} template: {exc.message}", exc.hint) from exc
         return texts[0], texts[1] if self._system is not None else None
+
+    def _conditioned(self, batch: list[Record], out: BatchOutcome) -> tuple[list[Record], list[str], set[str | None]]:
+        """With ``voice``: each record's prompt with the nearest passages and the rules (see the module doc)."""
+        assert self._voice is not None
+        ready: list[Record] = []
+        queries: list[str] = []
+        for rec in batch:
+            try:
+                if self._query is not None:
+                    queries.append(render(self._query, rec))
+                else:
+                    queries.append(self._render(rec, self._voice.context([]))[0])
+                ready.append(rec)
+            except TemplateError as exc:
+                out.quarantined.append((rec, str(exc)[:500]))
+        found = self._voice.nearest(queries)
+        kept: list[Record] = []
+        prompts: list[str] = []
+        systems: set[str | None] = set()
+        for rec, examples in zip(ready, found, strict=True):
+            try:
+                prompt, system = self._render(rec, self._voice.context(examples))
+            except TemplateError as exc:
+                out.quarantined.append((rec, str(exc)[:500]))
+                continue
+            prompts.append(self._voice.complete(prompt, examples))
+            systems.add(system)
+            if self.config.examples_field:
+                rec[self.config.examples_field] = examples
+            kept.append(rec)
+        return kept, prompts, systems
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
         out = BatchOutcome()
         ready: list[Record] = []
         prompts: list[str] = []
         systems: set[str | None] = set()
-        for rec in batch:
-            try:
-                prompt, system = self._render(rec)
-            except TemplateError as exc:
-                out.quarantined.append((rec, str(exc)[:500]))
-                continue
-            prompts.append(prompt)
-            systems.add(system)
-            ready.append(rec)
+        if self._voice is not None:
+            ready, prompts, systems = self._conditioned(batch, out)
+        else:
+            for rec in batch:
+                try:
+                    prompt, system = self._render(rec)
+                except TemplateError as exc:
+                    out.quarantined.append((rec, str(exc)[:500]))
+                    continue
+                prompts.append(prompt)
+                systems.add(system)
+                ready.append(rec)
+        if self._feedback:
+            prompts = [prompt + feedback(rec) for prompt, rec in zip(prompts, ready, strict=True)]
         # one system prompt per batch keeps the cache key simple; per-record systems go one by one
         if len(systems) > 1 and len(batch) > 1:
             raise ValueError("system prompt differs between records")  # isolated record by record
@@ -161,7 +247,8 @@ class GenerateStep(Step):
             ctx, self._model, prompts, system=next(iter(systems), None), schema=self.config.schema_,
             params={"max_tokens": self.config.max_tokens, "temperature": self.config.temperature,
                     **({"stop": self.config.stop} if self.config.stop and self.config.schema_ is None else {})},
-            concurrency=self.config.concurrency, accept=self._accept, retries=self.config.retries)
+            concurrency=self.config.concurrency, accept=self._accept, retries=self.config.retries,
+            salts=[attempt_salt(rec) for rec in ready])
         for rec, res in zip(ready, results, strict=True):
             if isinstance(res, BaseException):
                 out.quarantined.append((rec, f"{type(res).__name__}: {res}"[:500]))

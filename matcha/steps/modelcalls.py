@@ -62,9 +62,12 @@ def embed_cached(ctx: StepContext, model: Embedder, texts: Sequence[str]
 
 
 def generation_key(model: Generator, prompt: str, system: str | None, schema: dict[str, Any] | None,
-                   params: dict[str, Any]) -> str:
-    return "gen:" + _key(model.fingerprint, prompt, system or "", json.dumps(schema, sort_keys=True),
-                         json.dumps(params, sort_keys=True))
+                   params: dict[str, Any], salt: str = "") -> str:
+    """The cache key of one generation. ``salt`` makes otherwise identical calls distinct (a repeat
+    loop's attempt number and previous score: a retry is a new call, a resumed retry is not)."""
+    parts = [model.fingerprint, prompt, system or "", json.dumps(schema, sort_keys=True),
+             json.dumps(params, sort_keys=True)]
+    return "gen:" + _key(*parts, *([salt] if salt else []))
 
 
 Result = str | BaseException
@@ -72,14 +75,16 @@ Result = str | BaseException
 
 def generate_cached(ctx: StepContext, model: Generator, prompts: Sequence[str], *, system: str | None,
                     schema: dict[str, Any] | None, params: dict[str, Any], concurrency: int,
-                    accept: Callable[[str], str | None] | None = None, retries: int = 0) -> list[Result]:
+                    accept: Callable[[str], str | None] | None = None, retries: int = 0,
+                    salts: Sequence[str] | None = None) -> list[Result]:
     """Generate for every prompt with at most ``concurrency`` requests in flight.
 
     ``accept(text)`` returns a problem description for an unusable answer (invalid JSON, label
     outside the set...); such answers are retried up to ``retries`` times and are never cached.
     Each result is a string or the exception that ended its attempts.
     """
-    keys = [generation_key(model, p, system, schema, params) for p in prompts]
+    keys = [generation_key(model, p, system, schema, params, salts[i] if salts else "")
+            for i, p in enumerate(prompts)]
     cached = ctx.store.cache_get_many(list(dict.fromkeys(keys)))
     results: list[Result | None] = [cached[k].decode("utf-8") if k in cached else None for k in keys]
     todo = [i for i, r in enumerate(results) if r is None]
