@@ -8,6 +8,10 @@ The public API is small on purpose::
         ...
     run.approve(all=True)
 
+    from matcha import Voice
+    voice = Voice.build("examples/site")           # a client's tone of voice, from its pages
+    print(voice.score("Our new tea ...")[0].score)  # 0-100, with notes
+
 Everything else is internal and may change.
 """
 
@@ -22,10 +26,12 @@ from matcha.errors import (
     PipelineError,
     RunError,
     StepError,
+    VoiceError,
 )
 from matcha.pipeline import Pipeline
 from matcha.runtime.run import ReviewItem, Run
 from matcha.steps.base import BatchOutcome, Step, StepConfig, StepContext, register_step
+from matcha.voice import Voice, VoiceScore
 
 __version__ = "0.1.0"
 
@@ -47,6 +53,9 @@ __all__ = [
     "StepConfig",
     "StepContext",
     "StepError",
+    "Voice",
+    "VoiceError",
+    "VoiceScore",
     "__version__",
     "register_step",
 ]

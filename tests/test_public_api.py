@@ -25,6 +25,7 @@ def test_exception_tree() -> None:
     assert issubclass(matcha.EgressDenied, matcha.ConnectorError)
     assert issubclass(matcha.ApprovalError, matcha.RunError)
     assert issubclass(matcha.ModelUnavailable, matcha.ModelError)
+    assert issubclass(matcha.VoiceError, matcha.MatchaError)
 
 
 def test_cli_help_does_not_import_heavy_libraries() -> None:

@@ -18,6 +18,9 @@ runs_app = typer.Typer(help="List, inspect and export runs.", invoke_without_com
 models_app = typer.Typer(help="Check and fetch the models pipelines use.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+voice_app = typer.Typer(help="Learn a client's tone of voice from its pages and score texts against it.",
+                        no_args_is_help=True)
+app.add_typer(voice_app, name="voice")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _state: dict[str, Any] = {"home": None}
@@ -269,7 +272,7 @@ def review(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JS
     for it in items:
         render.out.rule(lit(f"{it.id}  [{it.step}] {it.status}"))
         for k, v in it.context.items():
-            render.out.print(lit(f"{k}: {v}"), style="dim")
+            render.out.print(lit(render.context_value(k, v)), style="dim")
         render.out.print(lit(it.final_text or it.ai_text), highlight=False)
     total = r.pending_count() if not all_items else len(items)
     more = f" (showing {len(items)} of {total}: --limit N)" if total > len(items) else ""
@@ -348,7 +351,7 @@ def schema(output: Path | None = typer.Option(None, "--output", "-o", help="Writ
 
 
 def main() -> None:
-    from matcha.cli import models_cmd  # noqa: F401 - registers `matcha models ...`
+    from matcha.cli import models_cmd, voice_cmd  # noqa: F401 - register `matcha models ...`, `matcha voice ...`
 
     app()
 

@@ -85,6 +85,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def context_value(key: str, value: Any) -> str:
+    """A review context field in a few lines: lists of strings joined, lists of objects (attempts, the
+    passages a draft was written from) one short line each."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return f"{key}: " + "; ".join(value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        lines = [f"{key}:"]
+        for v in value:
+            lines.append("  - " + ", ".join(f"{k}: {_line(x)}" for k, x in v.items() if x not in (None, "", [])))
+        return "\n".join(lines)
+    return f"{key}: {value}"
+
+
+def _line(value: Any, width: int = 90) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "; ".join(value)
+    elif isinstance(value, list):
+        return f"[{len(value)} items]"
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def run_summary(summary: dict[str, Any]) -> None:
     rows = []
     for s in summary["steps"]:

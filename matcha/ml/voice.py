@@ -53,8 +53,15 @@ MU = 2000.0
 NEIGHBOURS = 5
 #: z (mean of the two standardised measures) -> 0-100
 SLOPE, OFFSET = 1.6, 1.7
+#: a word's log likelihood ratio counts at most this much (one very distinctive word repeated is not a voice),
+#: and each measure's standardised value at most MAX_Z
+MAX_RATIO, MAX_Z = 8.0, 4.0
+#: smallest standard deviations of the two measures over the exemplars (similarity, log ratio)
+SD_FLOOR = np.array([0.01, 0.05])
 #: repeated phrases past the voice's usual share (75th percentile) that cost nothing
 REPEAT_SLACK, REPEAT_FLOOR = 0.1, 0.2
+#: a draft with at least this share of its 8-word runs taken from the exemplars gets a note
+COPIED = 0.3
 #: a text under this many words gets a note that its score is less reliable
 SHORT_TEXT = 40
 FORMAT = 1
@@ -96,6 +103,7 @@ MEASURES: dict[str, tuple[str, float]] = {
     "colons": ("colons per 100 words", 0.4),
     "parentheses": ("parentheses per 100 words", 0.4),
     "dashes": ("dashes per 100 words", 0.4),
+    "capitals": ("words in capitals per 100 words", 1.0),
     "readability": ("reading ease (Flesch; higher is easier)", 8.0),
     "vocabulary": ("the voice's distinctive words per 100 words", 1.0),
     "repetition": ("share of the text's 3-word phrases used more than once", 0.05),
@@ -188,7 +196,7 @@ class _Model:
         s = 0.0
         for tok in toks:
             b = bg(tok)
-            s += math.log((self.counts.get(tok, 0) + MU * b) / (self.total + MU)) - math.log(b)
+            s += min(math.log((self.counts.get(tok, 0) + MU * b) / (self.total + MU)) - math.log(b), MAX_RATIO)
         return s / len(toks)
 
 
@@ -243,6 +251,7 @@ class Profile:
 
     _model: _Model | None = field(default=None, repr=False, compare=False)
     _calibration: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _runs: set[int] | None = field(default=None, repr=False, compare=False)
     _held_out: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False, compare=False)
 
     # -- building
@@ -288,7 +297,8 @@ class Profile:
         """Mean and standard deviation of the raw measures over the exemplars scored as unseen."""
         if self._calibration is None:
             raw = calibrate(self.exemplars, self.language)
-            self._calibration = np.vstack([raw.mean(axis=0), raw.std(axis=0) + 1e-9])
+            # floors: exemplars all alike (a site of near-identical pages) must not make every difference huge
+            self._calibration = np.vstack([raw.mean(axis=0), np.maximum(raw.std(axis=0), SD_FLOOR)])
             self._held_out = raw
         return self._calibration
 
@@ -303,7 +313,8 @@ class Profile:
         if not texts:
             return np.zeros(0)
         mean, sd = self.calibration
-        z = ((self.model.raw(texts) - mean) / sd).mean(axis=1)
+        # no measure may vouch for a text alone: each counts at most MAX_Z above the voice's typical passage
+        z = np.minimum((self.model.raw(texts) - mean) / sd, MAX_Z).mean(axis=1)
         # text that loops on itself (a small model's failure) shares the voice's words and n-grams
         # without being writing: each 10% of repeated phrases past the voice's usual share (and past 20%) costs 1 sd
         usual = max(self.measures.get("repetition", {}).get("high", 0.0) + REPEAT_SLACK, REPEAT_FLOOR)
@@ -352,10 +363,21 @@ class Profile:
         notes = [n for far, n in found if far >= 1.0][:3]
         if not notes and z < -1.0:
             notes.append("wording unlike the voice's passages, though no single measure stands out")
+        copied = self.copied(text)
+        if copied >= COPIED:
+            notes.insert(0, f"copies the voice's own pages: {copied:.0%} of its 8-word runs appear in them "
+                            "word for word")
         n_words = figures["words"]
         if n_words < SHORT_TEXT:
             notes.append(f"only {n_words} words: scores of texts under {SHORT_TEXT} words are less reliable")
         return notes
+
+    def copied(self, text: str) -> float:
+        """The share of ``text``'s 8-word runs found word for word in the exemplars."""
+        if self._runs is None:
+            self._runs = {g for e in self.exemplars for g in _runs(tokens(e.text, self.language))}
+        mine = _runs(tokens(text, self.language))
+        return sum(1 for g in mine if g in self._runs) / len(mine) if mine else 0.0
 
     @property
     def vocabulary_set(self) -> frozenset[str]:
@@ -423,9 +445,13 @@ class Profile:
         return cls.from_dict(data, where)
 
 
+def _runs(toks: Sequence[str], n: int = 8) -> list[int]:
+    return [hash(tuple(toks[i:i + n])) for i in range(len(toks) - n + 1)]
+
+
 def to_score(z: float) -> int:
     """A standardised distance from the voice (see the module doc) as a score from 0 to 100."""
-    return round(100.0 / (1.0 + math.exp(-(SLOPE * z + OFFSET))))
+    return round(100.0 / (1.0 + math.exp(-min(max(SLOPE * z + OFFSET, -50.0), 50.0))))
 
 
 def profile_hash(text: str) -> str:
@@ -552,6 +578,9 @@ def _word(key: str, value: float, r: dict[str, float], profile: Profile,  # noqa
             f"{'more' if more else 'fewer'} emoji than the voice"
     if key in ("semicolons", "colons", "parentheses", "dashes", "commas"):
         return f"{'more' if more else 'fewer'} {key} than the voice ({MEASURES[key][0]}: {value:.1f} against {med:.1f})"
+    if key == "capitals":
+        return (f"{'more' if more else 'fewer'} WORDS IN CAPITALS than the voice "
+                f"({value:.0f} per 100 words against {med:.0f})")
     if key == "repetition":
         return f"repeats itself ({value:.0%} of its 3-word phrases occur more than once)" if more else None
     if key == "word_length":

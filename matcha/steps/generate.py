@@ -190,6 +190,15 @@ class GenerateStep(Step):
                 raise TemplateError(f"{label} template: {exc.message}", exc.hint) from exc
         return texts[0], texts[1] if self._system is not None else None
 
+    def _topic(self, rec: Record) -> str:
+        """What the examples are looked up with when ``voice_query`` is unset: the prompt without
+        examples, or (a template that needs them) the record's text fields."""
+        assert self._voice is not None
+        try:
+            return self._render(rec, self._voice.context([]))[0]
+        except TemplateError:
+            return " ".join(str(v) for k, v in rec.items() if k != "id" and isinstance(v, str))[:2000]
+
     def _conditioned(self, batch: list[Record], out: BatchOutcome) -> tuple[list[Record], list[str], set[str | None]]:
         """With ``voice``: each record's prompt with the nearest passages and the rules (see the module doc)."""
         assert self._voice is not None
@@ -197,10 +206,7 @@ class GenerateStep(Step):
         queries: list[str] = []
         for rec in batch:
             try:
-                if self._query is not None:
-                    queries.append(render(self._query, rec))
-                else:
-                    queries.append(self._render(rec, self._voice.context([]))[0])
+                queries.append(render(self._query, rec) if self._query is not None else self._topic(rec))
                 ready.append(rec)
             except TemplateError as exc:
                 out.quarantined.append((rec, str(exc)[:500]))

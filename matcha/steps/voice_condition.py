@@ -77,16 +77,21 @@ class Conditioning:
 
     def complete(self, prompt: str, examples: list[dict[str, Any]]) -> str:
         """The prompt with the examples and the rules before it, unless the template placed them."""
-        if self.placed:
-            return prompt
-        rules = self.info["rules"]
-        parts = [f"Here is how {self.info['name']} writes ({self.info['summary']})."]
-        if examples:
-            parts.append("Passages from its pages:\n" + "\n".join(f"---\n{e['text']}" for e in examples) + "\n---")
-        if rules.get("do"):
-            parts.append("Do: " + "; ".join(rules["do"]) + ".")
-        if rules.get("dont"):
-            parts.append("Don't: " + "; ".join(rules["dont"]) + ".")
-        parts.append(prompt)
-        parts.append(f"Write it in the same voice as {self.info['name']}'s passages.")
-        return "\n\n".join(parts)
+        return prompt if self.placed else voice_prompt(prompt, examples, self.info)
+
+
+def voice_prompt(prompt: str, examples: list[dict[str, Any]], voice: dict[str, Any]) -> str:
+    """A prompt conditioned on a voice: the passages, then the rules, then the prompt. Written as a
+    document that goes on in the same voice, so that base models (which continue text) and chat models
+    (which follow instructions) both read it right."""
+    parts = [f"Passages from the pages of {voice['name']}:"] if examples else []
+    parts += [str(e["text"]) for e in examples]
+    rules = voice.get("rules") or {}
+    if rules.get("do"):
+        parts.append("Do: " + "; ".join(rules["do"]) + ".")
+    if rules.get("dont"):
+        parts.append("Don't: " + "; ".join(rules["dont"]) + ".")
+    if parts:
+        parts.append(f"In the same voice as these passages of {voice['name']}:")
+    parts.append(prompt)
+    return "\n\n".join(parts)
