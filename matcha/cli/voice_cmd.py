@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,11 @@ def read_items(path: Path) -> list[tuple[str, str | None]]:
                 raise VoiceError(f"{path}, line {n}: a JSON object with `id` and `text` is expected")
             rows.append((n, obj))
     else:
-        reader = csv.DictReader(raw.splitlines())
+        reader = csv.DictReader(io.StringIO(raw, newline=""))
         if not reader.fieldnames or "text" not in reader.fieldnames:
             raise VoiceError(f"{path}: no `text` column (columns: {', '.join(reader.fieldnames or []) or 'none'}); "
                              "give a CSV with a header holding `id` and `text`, or a .jsonl file")
-        rows = [(n, dict(r)) for n, r in enumerate(reader, start=2)]
+        rows = [(reader.line_num, dict(r)) for r in reader]  # a quoted text may span lines: its last line
     out: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     for n, r in rows:

@@ -18,9 +18,9 @@ only what it is about:
 Each is standardised against the voice's own passages scored *as if unseen* (grouped k-fold by page:
 a passage is scored by a model built without its page), so both count alike and a score of the
 voice's typical held-out passage is the same for every profile. Their mean ``z`` is mapped to 0–100
-by ``100 / (1 + exp(-(SLOPE * z + OFFSET)))``: a typical held-out passage of the voice scores about 85,
-one at the voice's 15th percentile about 70, and text by another writer of the language usually
-under 40 (measured figures: ``docs/tone-of-voice.md``).
+by ``100 / (1 + exp(-(SLOPE * z + OFFSET)))``: a held-out passage typical of the voice (z = 0) scores
+85, z = -0.5 scores 70, z = -1 52 and z = -2 17; text by another writer of the language usually
+scores under 40 (measured figures: ``docs/tone-of-voice.md``).
 
 **The notes** name the two or three measured figures furthest outside the voice's usual range, in
 a copywriter's words ("sentences twice as long as the voice's median (24 words against 12)", "uses
@@ -60,6 +60,8 @@ MAX_RATIO, MAX_Z = 8.0, 4.0
 SD_FLOOR = np.array([0.01, 0.05])
 #: repeated phrases past the voice's usual share (75th percentile) that cost nothing
 REPEAT_SLACK, REPEAT_FLOOR = 0.1, 0.2
+#: exemplars kept in a profile: per page, and in all
+MAX_PER_PAGE, MAX_EXEMPLARS = 12, 600
 #: a draft with at least this share of its 8-word runs taken from the exemplars gets a note
 COPIED = 0.3
 #: a text under this many words gets a note that its score is less reliable
@@ -67,6 +69,9 @@ SHORT_TEXT = 40
 FORMAT = 1
 
 _WORDISH = re.compile(r"^[^\W\d_]{3,}$")
+_WORDISH_ANY = re.compile(r"[^\W\d_]{2,}")
+#: languages a scored text's own language is detected among (py3langid)
+DETECTED = ("en", "fr", "de", "es", "it", "nl", "pt")
 
 
 
@@ -260,28 +265,29 @@ class Profile:
               progress: Callable[[int], None] | None = None) -> Profile:
         """A profile from passages (``{id, page, text, language}``, as the ``pages`` source reads them).
         The voice's language is the most common one; passages in other languages are left out."""
-        rows = [p for p in passages if str(p.get("text") or "").strip()]
-        langs = Counter(str(p.get("language") or "en") for p in rows)
+        rows = [p for p in passages if isinstance(p.get("text"), str) and p["text"].strip()]
+        langs = Counter(_language(p.get("language")) for p in rows)
         if not rows:
             raise VoiceError(_too_little(0, 0))
         language = langs.most_common(1)[0][0]
         kept = [Exemplar(str(p.get("id")), str(p.get("page") or p.get("id")), str(p["text"]))
-                for p in rows if str(p.get("language") or "en") == language]
+                for p in rows if _language(p.get("language")) == language]
         pages = {e.page for e in kept}
         n_words = sum(len(e.text.split()) for e in kept)
         if len(pages) < MIN_PAGES or n_words < MIN_WORDS:
             raise VoiceError(_too_little(len(pages), n_words))
-        profile = cls(name=name, language=language, exemplars=kept)
+        profile = cls(name=name, language=language, exemplars=_sample(kept))
         profile.vocabulary, profile.phrases = distinctive(kept, language)
         vocab = frozenset(profile.vocabulary)
         figures = []
-        for i, e in enumerate(kept):
+        for i, e in enumerate(profile.exemplars):
             figures.append(measure(e.text, language, vocab))
             if progress:
                 progress(i + 1)
         profile.measures = _ranges(figures)
         profile.summary = summarize(profile.measures, language)
         profile.built = {"pages": len(pages), "passages": len(kept), "words": n_words,
+                         "exemplars": len(profile.exemplars),
                          "left_out": {k: v for k, v in langs.items() if k != language}}
         return profile
 
@@ -336,11 +342,11 @@ class Profile:
     def score(self, texts: Sequence[str], languages: Sequence[str | None] | None = None) -> list[Score]:
         zs = self.z(list(texts))
         vocab = frozenset(self.vocabulary)
-        if languages is None:
+        if languages is None and self.language in DETECTED:
             from matcha.connectors.pages import language_detector
 
             detect = language_detector(tuple(dict.fromkeys((self.language, "en", "fr", "de", "es", "it", "nl", "pt"))))
-            languages = [detect(t) if len(t.split()) >= 8 else None for t in texts]
+            languages = [detect(t) if len(_WORDISH_ANY.findall(t)) >= 8 else None for t in texts]
         out = []
         for i, (text, z) in enumerate(zip(texts, zs, strict=True)):
             value = to_score(float(z))
@@ -371,6 +377,11 @@ class Profile:
         if n_words < SHORT_TEXT:
             notes.append(f"only {n_words} words: scores of texts under {SHORT_TEXT} words are less reliable")
         return notes
+
+    @property
+    def key(self) -> str:
+        """A digest of the exemplars: tags their points in a shared collection (see ``voice_profile``)."""
+        return hashlib.sha256("\x00".join(f"{e.id}\x01{e.text}" for e in self.exemplars).encode()).hexdigest()[:32]
 
     def copied(self, text: str) -> float:
         """The share of ``text``'s 8-word runs found word for word in the exemplars."""
@@ -413,18 +424,24 @@ class Profile:
                              "build one with `matcha voice build PAGES -o profile.yaml`")
         try:
             exemplars = [Exemplar(str(e["id"]), str(e.get("page") or e["id"]), str(e["text"]))
-                         for e in data.get("exemplars") or []]
-            measures = {k: {kk: float(vv) for kk, vv in v.items() if kk != "means"}
+                         for e in data.get("exemplars") or [] if str(e.get("text") or "").strip()]
+            measures = {k: {kk: float(v[kk]) for kk in ("median", "low", "high")}
                         for k, v in (data.get("measures") or {}).items() if k in MEASURES}
+            bad = [k for k, v in measures.items() if not all(map(math.isfinite, v.values())) or v["low"] > v["high"]]
+            if bad:
+                raise ValueError(f"measures {bad}: median, low and high must be numbers with low <= high")
+            index = data.get("index")
+            if index is not None and not isinstance(index, dict):
+                raise ValueError("`index` must be a mapping {connector, collection, model}")
             rules = data.get("rules") or {}
-            profile = cls(name=str(data.get("name") or "voice"), language=str(data.get("language") or "en"),
+            profile = cls(name=str(data.get("name") or "voice"), language=_language(data.get("language")),
                           exemplars=exemplars, measures=measures,
                           vocabulary=[str(w).lower() for w in data.get("vocabulary") or []],
                           phrases=[str(p) for p in data.get("phrases") or []],
                           rules={"do": [str(r) for r in rules.get("do") or []],
                                  "dont": [str(r) for r in rules.get("dont") or []]},
                           summary=str(data.get("summary") or ""), built=dict(data.get("built_from") or {}),
-                          index=data.get("index"))
+                          index=index)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VoiceError(f"{where}: a field has the wrong shape ({type(exc).__name__}: {exc}); "
                              "compare it with a file written by `matcha voice build`") from None
@@ -451,6 +468,8 @@ def _runs(toks: Sequence[str], n: int = 8) -> list[int]:
 
 def to_score(z: float) -> int:
     """A standardised distance from the voice (see the module doc) as a score from 0 to 100."""
+    if not math.isfinite(z):
+        return 0 if z != math.inf else 100
     return round(100.0 / (1.0 + math.exp(-min(max(SLOPE * z + OFFSET, -50.0), 50.0))))
 
 
@@ -473,6 +492,28 @@ def _dumper() -> type:
 
     Dumper.add_representer(str, text)
     return Dumper
+
+
+def _language(value: Any) -> str:
+    """A passage's language as a two-letter code ("en-US" -> "en"; unknown -> "en")."""
+    code = re.split(r"[-_]", str(value or "").strip().lower(), maxsplit=1)[0]
+    return code if re.fullmatch(r"[a-z]{2}", code) else "en"
+
+
+def _sample(exemplars: list[Exemplar], per_page: int = MAX_PER_PAGE, total: int = MAX_EXEMPLARS) -> list[Exemplar]:
+    """At most ``per_page`` passages of each page (evenly spread through it) and ``total`` in all (pages
+    taken evenly): a profile of a 5,000-page site stays a file a person can read and a second to load."""
+    by_page: dict[str, list[Exemplar]] = {}
+    for e in exemplars:
+        by_page.setdefault(e.page, []).append(e)
+    kept: list[Exemplar] = []
+    for items in by_page.values():
+        step = max(len(items) / per_page, 1.0)
+        kept += [items[int(i * step)] for i in range(min(per_page, len(items)))]
+    if len(kept) > total:
+        step = len(kept) / total
+        kept = [kept[int(i * step)] for i in range(total)]
+    return kept
 
 
 def _too_little(pages: int, words: int) -> str:

@@ -111,6 +111,8 @@ def unroll(spec: PipelineSpec, planned: dict[str, PlannedStep],
                 clone = Repeated(original.step, f"{b}@{n}", attempt=n, until=until, until_text=rep.until,
                                  first=j == 0, final=n == rep.max_attempts and j == len(body) - 1, keep=keep,
                                  max_attempts=rep.max_attempts)
-                out[clone.id] = PlannedStep(original.index, clone, [prev], original.when)
+                # no `when`: a record reaching a copy met it on attempt 1, and one that already meets `until`
+                # must pass through whatever it holds now
+                out[clone.id] = PlannedStep(original.index, clone, [prev], None)
                 prev = clone.id
     return out

@@ -13,7 +13,7 @@ the voice: the ``examples`` passages of the voice nearest to the record's topic 
 default the rendered prompt; looked up in the profile's Qdrant collection when it has one, else
 among its exemplars in memory) and its do/don't rules. A template places them itself with
 ``{{ examples }}`` (a list of ``{id, text, score}``) and ``{{ voice }}`` (``name``, ``summary``,
-``rules``, ``vocabulary``, ``phrases``); otherwise they are added after the prompt. The passages used
+``rules``, ``vocabulary``, ``phrases``); otherwise they are put before the prompt. The passages used
 are kept in ``examples_field`` for the reviewer. The profile is read once, when the step starts.
 
 In a ``repeat`` loop, a record being written again holds ``attempt`` and ``attempts`` (what each

@@ -28,7 +28,7 @@ ATTEMPT, ATTEMPTS, FLAGGED = "attempt", "attempts", "flagged"
 def attempt_salt(rec: Record) -> str:
     """What makes a repeated call distinct: the attempt and how the attempt before was judged."""
     earlier = rec.get(ATTEMPTS)
-    if not earlier:
+    if not earlier or not isinstance(earlier, list):  # not the loop's (a record's own field: refused in the loop)
         return ""
     return json.dumps({"attempt": rec.get(ATTEMPT), "previous": earlier[-1]}, sort_keys=True, default=str)
 
@@ -36,7 +36,7 @@ def attempt_salt(rec: Record) -> str:
 def feedback(rec: Record) -> str:
     """For a prompt: how the last attempt was judged (scores and notes; long texts left out)."""
     earlier = rec.get(ATTEMPTS)
-    if not earlier or not isinstance(earlier[-1], dict):
+    if not earlier or not isinstance(earlier, list) or not isinstance(earlier[-1], dict):
         return ""
     lines = []
     for key, value in earlier[-1].items():
@@ -57,8 +57,10 @@ class Repeated(Step):
 
     def __init__(self, inner: Step, step_id: str, *, attempt: int, until: Callable[[Record], bool], until_text: str,
                  first: bool, final: bool, keep: list[str], max_attempts: int):
-        super().__init__(inner.spec.model_copy(update={"id": step_id}), inner.config)
-        self.inner = inner
+        spec = inner.spec.model_copy(update={"id": step_id})
+        super().__init__(spec, inner.config)
+        self.inner = type(inner)(spec, inner.config)  # its own instance: warmed up with this copy's context
+        self._warm: StepContext | None = None
         # the copy reports the type it repeats, and copies records as deeply as it needs
         self.type_name = inner.type_name  # type: ignore[misc]
         self.mutates_nested = inner.mutates_nested  # type: ignore[misc]
@@ -72,17 +74,34 @@ class Repeated(Step):
         return self.inner.written_fields()
 
     def warm_up(self, ctx: StepContext) -> None:
-        self.inner.warm_up(ctx)
+        """Deferred to the first batch with a record to write again (most attempts have none)."""
 
     def process(self, batch: list[Record], ctx: StepContext) -> BatchOutcome:
-        done = [rec for rec in batch if self.until(rec)]
-        todo = [rec for rec in batch if not self.until(rec)]
+        result = BatchOutcome()
+        todo: list[Record] = []
+        done: list[Record] = []
+        for rec in batch:
+            bad = _loop_fields(rec)
+            if bad:
+                result.quarantined.append((rec, bad))
+            elif self._again(rec):
+                todo.append(rec)
+            else:
+                done.append(rec)
         if self.first:
             for rec in todo:
-                kept: dict[str, Any] = {ATTEMPT: int(rec.get(ATTEMPT) or 1), **{f: rec.get(f) for f in self.keep}}
-                rec[ATTEMPTS] = [*(rec.get(ATTEMPTS) or []), kept]
-                rec[ATTEMPT] = self.attempt
-        result = self.inner.process(todo, ctx) if todo else BatchOutcome()
+                if int(rec.get(ATTEMPT) or 1) < self.attempt:  # not yet (a batch retried record by record)
+                    kept: dict[str, Any] = {ATTEMPT: int(rec.get(ATTEMPT) or 1), **{f: rec.get(f) for f in self.keep}}
+                    rec[ATTEMPTS] = [*(rec.get(ATTEMPTS) or []), kept]
+                    rec[ATTEMPT] = self.attempt
+        if todo:
+            if self._warm is not ctx:
+                self.inner.warm_up(ctx)
+                self._warm = ctx
+            inner = self.inner.process(todo, ctx)
+            result.out += inner.out
+            result.dropped += inner.dropped
+            result.quarantined += inner.quarantined
         if self.final:
             for rec in result.out:
                 if not self.until(rec):
@@ -90,3 +109,23 @@ class Repeated(Step):
                                     "look at every attempt before approving")
         result.out = done + result.out
         return result
+
+    def _again(self, rec: Record) -> bool:
+        """Whether this attempt writes ``rec`` again: the first step of the attempt decides (``until``
+        not met); the later ones follow it (the record is at this attempt), so a record with a new draft
+        and the old judgement is always judged again."""
+        if self.first:
+            return not self.until(rec) or int(rec.get(ATTEMPT) or 1) == self.attempt
+        return int(rec.get(ATTEMPT) or 1) == self.attempt
+
+
+def _loop_fields(rec: Record) -> str:
+    """Why ``rec`` cannot go round the loop (a field of the loop's holds the record's own data), or ""."""
+    attempts, attempt = rec.get(ATTEMPTS), rec.get(ATTEMPT)
+    if attempts is not None and not (isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts)):
+        return (f"field '{ATTEMPTS}' holds {type(attempts).__name__}, but a repeat loop keeps its attempts there: "
+                "rename that field before the loop")
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+        return (f"field '{ATTEMPT}' holds {type(attempt).__name__}, but a repeat loop numbers its attempts there: "
+                "rename that field before the loop")
+    return ""

@@ -31,11 +31,18 @@ class Conditioning:
         self.info: dict[str, Any] = {"name": p.name, "summary": p.summary, "rules": p.rules, "vocabulary": p.vocabulary,
                      "phrases": p.phrases, "profile": self.voice.hash}
         index = p.index or {}
-        embedder = ctx.models(str(index.get("model") or DEFAULT_EMBEDDER))
+        try:
+            embedder = ctx.models(str(index.get("model") or DEFAULT_EMBEDDER))
+        except KeyError:  # a profile file made with a model this pipeline does not define
+            log.warning("voice examples looked up with the default embedder", model=index.get("model"),
+                        why="the profile's embedding model is not defined by this pipeline")
+            index = {}
+            embedder = ctx.models(DEFAULT_EMBEDDER)
         assert isinstance(embedder, Embedder)
         self.embedder = embedder
         self.connector: VectorConnector | None = None
         self.collection = str(index.get("collection") or "")
+        self.key = str(index.get("voice") or p.key)
         if index.get("connector") and self.k:
             try:
                 conn = ctx.connectors(str(index["connector"]))
@@ -58,10 +65,11 @@ class Conditioning:
         if self.connector is not None:
             store = self.connector.open()
             try:
-                hits = store.search(self.collection, vectors, self.k, None, None)
+                hits = store.search(self.collection, vectors, self.k, {"voice": self.key}, None)
             finally:
                 store.close()
-            return [[{"id": h["id"], "text": str((h["payload"] or {}).get("text", "")), "score": round(h["score"], 4)}
+            return [[{"id": str((h["payload"] or {}).get("passage", h["id"])),
+                      "text": str((h["payload"] or {}).get("text", "")), "score": round(h["score"], 4)}
                      for h in found] for found in hits]
         assert self.matrix is not None
         exemplars = self.voice.profile.exemplars

@@ -161,15 +161,19 @@ def _index(voice: Voice, ctx: StepContext, cfg: VoiceProfileConfig) -> dict[str,
     conn = ctx.connectors(str(cfg.connector))
     if not isinstance(conn, VectorConnector):
         raise ConnectorError(f"connection '{cfg.connector}' is not a vectors connection (kind: qdrant)")
+    key = voice.profile.key
     store = conn.open()
     try:
+        # points are tagged with the exemplars' digest and searched with it: profiles sharing a collection
+        # (or an older profile's passages) never answer for this one
         store.ensure_collection(cfg.collection, int(vectors.shape[1]), "cosine")
-        store.upsert(cfg.collection, [e.id for e in exemplars], vectors,
-                     [{"text": e.text, "page": e.page} for e in exemplars])
+        store.upsert(cfg.collection, [f"{key}:{e.id}" for e in exemplars], vectors,
+                     [{"text": e.text, "page": e.page, "passage": e.id, "voice": key} for e in exemplars])
+        store.ensure_payload_index(cfg.collection, "voice", "keyword")
         store.optimize(cfg.collection)
     finally:
         store.close()
-    return {"connector": cfg.connector, "collection": cfg.collection, "model": cfg.embed_model}
+    return {"connector": cfg.connector, "collection": cfg.collection, "model": cfg.embed_model, "voice": key}
 
 
 # -- what generate and voice_score share --------------------------------------------------------------

@@ -63,3 +63,11 @@ def test_mistakes_are_one_clear_line(project: Path, cli: Cli, site: Path, args: 
         cli("voice", "build", "site", "-o", "profile.yaml")
     proc = cli("voice", *args, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_input_csv_keeps_line_breaks_inside_quoted_texts(tmp_path: Path) -> None:
+    from matcha.cli.voice_cmd import read_items
+
+    path = tmp_path / "drafts.csv"
+    path.write_text('id,text\na,"First paragraph.\n\nSecond one."\n,"no id"\n', encoding="utf-8")
+    assert read_items(path) == [("a", "First paragraph.\n\nSecond one."), ("line 5", "no id")]

@@ -123,7 +123,7 @@ def test_yaml_round_trip_keeps_the_hash(voice: Voice, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("a: [1, 2", "is not valid YAML (line 1)"),
     ("name: x\n", "is not a Matcha voice profile"),
-    ("matcha_voice: 1\nexemplars: [{id: a}]\n", "a field has the wrong shape"),
+    ("matcha_voice: 1\nexemplars: [{text: hi}]\n", "a field has the wrong shape"),
     ("matcha_voice: 1\nexemplars: [{id: a, page: p, text: hi}]\n", "at least 2 pages"),
 ])
 def test_a_file_that_is_not_a_profile_is_a_clear_error(text: str, message: str) -> None:
@@ -149,3 +149,20 @@ def test_distinctive_words_need_two_pages() -> None:
     assert "kettle" in words and "margaux" in words  # a name on several pages is distinctive too
     only_one = [Exemplar("a#1", "a", "zorblatt zorblatt zorblatt tea"), Exemplar("b#1", "b", "tea tea")]
     assert "zorblatt" not in distinctive(only_one, "en")[0]
+
+
+def test_odd_profile_values_are_refused_or_normalised(voice: Voice) -> None:
+    text = voice.text.replace("median: ", "median: .nan #", 1)
+    with pytest.raises(VoiceError, match="must be numbers with low <= high"):
+        Voice.from_yaml(text)
+    rows = [{**r, "language": "EN-us"} for r in read_passages([SITE])]
+    assert Voice.from_passages(rows).language == "en"
+
+
+def test_large_sites_keep_a_bounded_number_of_exemplars() -> None:
+    from matcha.ml.voice import MAX_EXEMPLARS, MAX_PER_PAGE, Exemplar, _sample
+
+    many = [Exemplar(f"p{p}#{i}", f"p{p}", "x") for p in range(100) for i in range(30)]
+    kept = _sample(many)
+    assert len(kept) == MAX_EXEMPLARS and len({e.page for e in kept}) == 100
+    assert max(sum(1 for e in kept if e.page == p) for p in {e.page for e in kept}) <= MAX_PER_PAGE

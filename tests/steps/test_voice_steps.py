@@ -208,3 +208,34 @@ def test_a_step_inside_the_loop_cannot_feed_another_branch(project: Path) -> Non
     with pytest.raises(PipelineError) as err:
         pipeline(project, steps)
     assert any("also feeds 'other'" in i.message for i in err.value.issues)
+
+
+def test_loop_copies_ignore_when_and_a_batch_retried_record_by_record_keeps_one_attempt_each(project: Path) -> None:
+    # a per-record system prompt makes generate isolate the batch record by record: the loop's
+    # bookkeeping must not be done twice; `when` on the looped step must not drop records that passed
+    steps = """
+  - {id: voice, type: voice_profile, with: {pages: site}}
+  - {id: draft, type: generate, when: "name != 'skip me'",
+     with: {model: writer, prompt: "Describe {{ name }}.", system: "For {{ name }}", voice: voice, examples: 1}}
+  - {id: score, type: voice_score, repeat: {from: draft, until: "voice_score >= 70", max_attempts: 3}}
+"""
+    run = pipeline(project, steps).run(records=[*PRODUCTS, {"id": "p4", "name": "skip me"}])
+    assert run.status == "succeeded"
+    out = {r["id"]: r for r in run.records("score@3")}
+    assert set(out) == {"p1", "p2", "p3"}  # p4: dropped by `when` on attempt 1 only
+    assert [a["attempt"] for a in out["p1"]["attempts"]] == [1]
+    assert [a["attempt"] for a in out["p2"]["attempts"]] == [1, 2] and out["p2"]["flagged"]
+    assert out["p1"]["voice_score"] >= 70 and "flagged" not in out["p1"]
+
+
+def test_a_record_whose_own_field_is_named_attempts_is_quarantined_with_the_reason(project: Path) -> None:
+    steps = """
+  - {id: voice, type: voice_profile, with: {pages: site}}
+  - {id: draft, type: generate, on_error: quarantine,
+     with: {model: writer, prompt: "Describe {{ name }}.", voice: voice}}
+  - {id: score, type: voice_score, repeat: {from: draft, until: "voice_score >= 70", max_attempts: 2}}
+"""
+    run = pipeline(project, steps).run(records=[{"id": "p1", "name": "Oolong", "attempts": 5}])
+    assert run.status == "succeeded"
+    reason = json.loads(run.quarantine_path.read_text())["reason"]
+    assert "field 'attempts' holds int, but a repeat loop keeps its attempts there" in reason
