@@ -6,8 +6,10 @@ its pages are split 60/40 (seeded) as in ``voice_quality.py``; a pipeline learns
 draft per topic twice with the same prompt and model: plainly (``generate``) and in the voice
 (``generate`` with ``voice:``: the 3 passages nearest to the topic and the profile's rules in the
 prompt). Both are scored against the profile (``voice_score``). Printed: the mean score of each,
-the share at 70 or more, the mean words per draft, and the held-out pages' own first passages as a
-reference of what text truly in the voice scores. The model is ``--model`` (default: the offline
+the share at 70 or more, how many conditioned drafts copy the voice's passages (30% or more of their
+8-word runs word for word: the score's copy note) and the mean without them, the mean words per
+draft, and the held-out pages' own first passages as a reference of what text in the voice scores.
+The model is ``--model`` (default: the offline
 default generator, Gemma 3 270M base; ``{"provider": "ollama", "model": "..."}`` as JSON for another).
 
     .venv/bin/python benchmarks/voice_generation.py [--data-dir DIR] [--topics 6] [--model JSON] [--show]
@@ -108,7 +110,9 @@ def main() -> None:
             reference = [s.score for s in voice.score(firsts)]
         plain = [r["plain_score"] for r in out]
         cond = [r["in_voice_score"] for r in out]
-        rows.append((folder.name, plain, cond, reference,
+        copies = [any(n.startswith("copies the voice's own pages") for n in r["in_voice_notes"]) for r in out]
+        own = [s for s, c in zip(cond, copies, strict=True) if not c]
+        rows.append((folder.name, plain, cond, reference, sum(copies), statistics.mean(own) if own else float("nan"),
                      statistics.mean(len(r["plain"].split()) for r in out),
                      statistics.mean(len(r["in_voice"].split()) for r in out)))
         print(f"{folder.name}: plain {statistics.mean(plain):.1f}, in the voice {statistics.mean(cond):.1f}, "
@@ -120,12 +124,12 @@ def main() -> None:
     print(f"\nvoice score of drafts written plainly and in the voice, same prompts ({args.model}; "
           f"{time.perf_counter() - t0:.0f} s)\n")
     print(f"{'voice':24s}{'plain':>8s}{'in voice':>10s}{'lift':>7s}{'≥70 plain':>11s}{'≥70 voice':>11s}"
-          f"{'words':>13s}{'held-out':>10s}")
-    for name, plain, cond, ref, wp, wc in rows:
+          f"{'copies':>8s}{'voice w/o copies':>18s}{'words':>13s}{'held-out':>10s}")
+    for name, plain, cond, ref, n_copies, own, wp, wc in rows:
         print(f"{name:24s}{statistics.mean(plain):8.1f}{statistics.mean(cond):10.1f}"
               f"{statistics.mean(cond) - statistics.mean(plain):+7.1f}"
               f"{statistics.mean(s >= 70 for s in plain):11.0%}{statistics.mean(s >= 70 for s in cond):11.0%}"
-              f"{wp:7.0f}/{wc:<5.0f}{statistics.mean(ref):10.1f}")
+              f"{n_copies:5d}/{len(cond):<2d}{own:18.1f}{wp:7.0f}/{wc:<5.0f}{statistics.mean(ref):10.1f}")
     allp = [s for r in rows for s in r[1]]
     allc = [s for r in rows for s in r[2]]
     print(f"{'mean':24s}{statistics.mean(allp):8.1f}{statistics.mean(allc):10.1f}"

@@ -80,6 +80,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {v: {} for v in voices}
     t0 = time.perf_counter()
     build_s: list[float] = []
+    score_s: list[tuple[int, float]] = []
     for seed in range(args.seeds):
         split = {}
         for v, pages in voices.items():
@@ -102,7 +103,9 @@ def main() -> None:
             y = [1] * len(pos) + [0] * len(neg)
             texts = pos + neg
             raw = prof.model.raw(texts)
+            t = time.perf_counter()
             scores = [s.score for s in prof.score(texts)]
+            score_s.append((len(texts), time.perf_counter() - t))
             train = [e.text for e in prof.exemplars]
             r = results[v]
             zz, sd_ = prof.z(texts), prof.style_distance(texts)  # style: the measures alone
@@ -117,7 +120,8 @@ def main() -> None:
             r.setdefault("n", []).append(float(len(pos) + len(neg)))
     print(f"voice score ROC AUC, {args.seeds} seed(s), profile from 60% of pages, {args.words}-word passages "
           f"of held-out pages against the other voices of the language ({time.perf_counter() - t0:.0f} s; "
-          f"profile build + calibration {statistics.mean(build_s):.2f} s mean)\n")
+          f"profile build + calibration {statistics.mean(build_s):.2f} s mean; scoring with notes "
+          f"{sum(n for n, _ in score_s) / sum(s for _, s in score_s):.0f} texts/s)\n")
     cols = ["matcha", "centroid", "chars", "words", "own", "other", "own70", "other70"]
     cols.append("style")
     print(f"{'voice':24s}" + "".join(f"{c:>10s}" for c in cols) + f"{'passages':>10s}")

@@ -39,6 +39,8 @@ class FakeWriter(Generator):
 
     async def agenerate(self, prompt: str, **kw: Any) -> str:
         type(self).prompts.append(prompt)
+        if kw.get("schema"):  # the profile's do/don't rules
+            return json.dumps({"do": ["Ask the reader a question", " "], "dont": ["Use jargon"]})
         if "stubborn" not in prompt and "was judged" in prompt:
             return IN_VOICE
         return CORPORATE
@@ -239,3 +241,19 @@ def test_a_record_whose_own_field_is_named_attempts_is_quarantined_with_the_reas
     assert run.status == "succeeded"
     reason = json.loads(run.quarantine_path.read_text())["reason"]
     assert "field 'attempts' holds int, but a repeat loop keeps its attempts there" in reason
+
+
+def test_rules_written_by_a_model_go_in_the_profile_and_the_prompts(project: Path) -> None:
+    steps = """
+  - {id: voice, type: voice_profile, with: {pages: site, rules_model: writer, name: Kettle}}
+  - {id: draft, type: generate, with: {model: writer, prompt: "Describe {{ name }}.", voice: voice}}
+"""
+    run = pipeline(project, steps).run(records=PRODUCTS[:1])
+    assert run.status == "succeeded"
+    from matcha.voice import Voice
+
+    profile = Voice.load(run.artifact("voice.yaml")).profile
+    assert profile.rules == {"do": ["Ask the reader a question"], "dont": ["Use jargon"]}  # blanks left out
+    prompt = FakeWriter.prompts[-1]
+    assert "Do: Ask the reader a question." in prompt and "Don't: Use jargon." in prompt
+    assert prompt.index("Passages from the pages of Kettle") < prompt.index("Describe Copper Hill Oolong.")
