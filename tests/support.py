@@ -6,7 +6,7 @@ import subprocess
 import textwrap
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +65,80 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+
+
+class OpenAIStub(ThreadingHTTPServer):
+    """A model server speaking the OpenAI API on 127.0.0.1 (completions and chat), counting the prompts
+    where they arrive. ``answer(prompt)`` gives the text; with ``hold_after`` set, requests past that
+    many wait for ``release`` and get no answer (a model still working when the run is killed)."""
+
+    daemon_threads = True
+
+    def __init__(self, answer: Callable[[str], str]):
+        super().__init__(("127.0.0.1", 0), _OpenAIHandler)
+        self.answer = answer
+        self.prompts: list[str] = []
+        self.hold_after: int | None = None
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def __enter__(self) -> OpenAIStub:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _OpenAIHandler(BaseHTTPRequestHandler):
+    server: OpenAIStub
+
+    def log_message(self, *args: object) -> None:
+        pass  # keep test output clean
+
+    def do_GET(self) -> None:
+        self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        import json
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body.get("prompt") or body["messages"][-1]["content"]
+        self.server.prompts.append(prompt)
+        hold = self.server.hold_after
+        if hold is not None and len(self.server.prompts) > hold:
+            self.server.release.wait(30)
+            return
+        text = self.server.answer(prompt)
+        if self.path.endswith("/chat/completions"):
+            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop"}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop"}
+        self._send({"id": "x", "object": "chat.completion", "model": "fake", "choices": [choice],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    def _send(self, obj: object) -> None:
+        import json
+
+        data = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+#: drafts for the tone-of-voice tests: one in the example brand's voice, one far from it
+IN_VOICE = ("Meet our new oolong. We roast it slowly, in small batches, right here on our workbench. "
+            "The leaf opens like a slow sip of autumn. Too strong? Add a splash of milk and no rush. "
+            "Steep it for four minutes, then breathe in. Honey, toasted nuts, a little smoke. "
+            "Brew it your way. It is your little ritual, after all.")
+CORPORATE = ("Our organisation hereby announces the commercial availability of a premium beverage product, which, "
+             "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
+             "authorised retail channels; consumers are advised to consult the packaging documentation.")

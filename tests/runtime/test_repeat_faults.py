@@ -13,71 +13,28 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import Cli, write
+from support import CORPORATE, IN_VOICE, Cli, OpenAIStub, write
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-IN_VOICE = ("Meet our new oolong. We roast it slowly, in small batches, right here on our workbench. "
-            "The leaf opens like a slow sip of autumn. Too strong? Add a splash of milk and no rush. "
-            "Steep it for four minutes, then breathe in. Honey, toasted nuts, a little smoke. "
-            "Brew it your way. It is your little ritual, after all.")
-CORPORATE = ("Our organisation hereby announces the commercial availability of a premium beverage product, which, "
-             "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
-             "authorised retail channels; consumers are advised to consult the packaging documentation.")
 
 
-class Writer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.prompts: list[str] = []
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Writer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body.get("prompt") or body["messages"][-1]["content"]
-        self.server.prompts.append(prompt)
-        text = IN_VOICE if "was judged" in prompt and "stubborn" not in prompt else CORPORATE
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        self._send({"id": "x", "object": "chat.completion", "model": "fake", "choices": [choice],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-    def _send(self, obj: object) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def answer(prompt: str) -> str:
+    return IN_VOICE if "was judged" in prompt and "stubborn" not in prompt else CORPORATE
 
 
 @pytest.fixture
-def writer() -> Iterator[Writer]:
-    srv = Writer()
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def writer() -> Iterator[OpenAIStub]:
+    with OpenAIStub(answer) as srv:
+        yield srv
 
 
-def test_sigkill_in_the_loop_then_resume(project: Path, cli: Cli, writer: Writer) -> None:
+def test_sigkill_in_the_loop_then_resume(project: Path, cli: Cli, writer: OpenAIStub) -> None:
     shutil.copytree(REPO / "examples" / "site", project / "site")
     write(project / "connectors" / "site.yaml", "kind: pages\npath: site\n")
     write(project / "data" / "products.csv", "id,name\np1,Copper Hill Oolong\np2,stubborn Lapsang\np3,Earl Grey\n")
@@ -85,7 +42,7 @@ def test_sigkill_in_the_loop_then_resume(project: Path, cli: Cli, writer: Writer
     write(project / "pipelines" / "voice.yaml", f"""
         name: voice
         models:
-          writer: {{provider: openai, base_url: "http://127.0.0.1:{writer.server_address[1]}/v1", model: fake,
+          writer: {{provider: openai, base_url: "{writer.url}", model: fake,
                    max_retries: 0}}
           default-embedder: {{provider: hashing, dim: 32}}
         source: {{connector: products}}

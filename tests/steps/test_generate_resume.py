@@ -12,75 +12,25 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import Cli, write
+from support import Cli, OpenAIStub, write
 
 pytestmark = pytest.mark.integration
 
 
-class FakeOpenAI(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.prompts: list[str] = []
-        self.hold_after: int | None = 3
-        self.release = threading.Event()
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body.get("prompt") or body["messages"][-1]["content"]
-        self.server.prompts.append(prompt)
-        hold = self.server.hold_after
-        if hold is not None and len(self.server.prompts) > hold:
-            self.server.release.wait(30)
-            return
-        text = "Reply for: " + prompt.split("MSG:")[-1].strip()
-        if self.path.endswith("/chat/completions"):
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        else:
-            choice = {"index": 0, "text": text, "finish_reason": "stop"}
-        self._send({"id": "x", "object": "chat.completion", "model": "fake", "choices": [choice],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-    def _send(self, obj: object) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    srv = FakeOpenAI()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+def server() -> Iterator[OpenAIStub]:
+    with OpenAIStub(lambda prompt: "Reply for: " + prompt.split("MSG:")[-1].strip()) as srv:
+        srv.hold_after = 3
+        yield srv
 
 
 def test_resume_after_kill_makes_no_new_call_for_generated_records(project: Path, cli: Cli,
-                                                                     server: FakeOpenAI) -> None:
+                                                                     server: OpenAIStub) -> None:
     port = server.server_address[1]
     write(project / "pipelines" / "gen.yaml", f"""
         name: gen

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pytest
+from support import CORPORATE, IN_VOICE
 
 from matcha import Pipeline, PipelineError
 from matcha.models.base import PROVIDERS, Generator, ProviderConfig
@@ -19,13 +20,6 @@ from matcha.models.base import PROVIDERS, Generator, ProviderConfig
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-IN_VOICE = ("Meet our new oolong. We roast it slowly, in small batches, right here on our workbench. "
-            "The leaf opens like a slow sip of autumn. Too strong? Add a splash of milk and no rush. "
-            "Steep it for four minutes, then breathe in. Honey, toasted nuts, a little smoke. "
-            "Brew it your way. It is your little ritual, after all.")
-CORPORATE = ("Our organisation hereby announces the commercial availability of a premium beverage product, which, "
-             "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
-             "authorised retail channels; consumers are advised to consult the packaging documentation.")
 
 
 class WriterConfig(ProviderConfig):
