@@ -21,6 +21,8 @@ app.add_typer(models_app, name="models")
 voice_app = typer.Typer(help="Learn a client's tone of voice from its pages and score texts against it.",
                         no_args_is_help=True)
 app.add_typer(voice_app, name="voice")
+users_app = typer.Typer(help="Accounts of the review web page (matcha serve).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _state: dict[str, Any] = {"home": None}
@@ -351,7 +353,7 @@ def schema(output: Path | None = typer.Option(None, "--output", "-o", help="Writ
 
 
 def main() -> None:
-    from matcha.cli import models_cmd, voice_cmd  # noqa: F401 - register `matcha models ...`, `matcha voice ...`
+    from matcha.cli import models_cmd, serve_cmd, voice_cmd  # noqa: F401 - register their commands
 
     app()
 
