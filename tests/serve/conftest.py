@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from browser import chromium, recorded_page  # noqa: F401 - the browser fixtures
 from support import write
 
 DRAFTS = '''
