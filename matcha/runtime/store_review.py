@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_page ON approvals (run_id, status, step_id, seq);
 CREATE INDEX IF NOT EXISTS approvals_record ON approvals (run_id, record_id);
+CREATE INDEX IF NOT EXISTS approvals_decided ON approvals (run_id, decided_at, step_id, record_id);
 CREATE TABLE IF NOT EXISTS ledger (
   run_id TEXT, step_id TEXT, record_id TEXT, sha256 TEXT, status TEXT, at REAL,
   PRIMARY KEY (run_id, step_id, record_id, sha256)
@@ -66,6 +67,19 @@ CREATE TABLE IF NOT EXISTS ledger (
             sql += " AND (step_id, seq) > (?, ?)"
             args += list(after)
         rows = self._conn().execute(sql + " ORDER BY step_id, seq LIMIT ?", [*args, limit]).fetchall()
+        return [_item(r) for r in rows]
+
+    def decided_page(self, run_id: str, *, before: tuple[float, str, str] | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """One page of decided items, the latest first (the audit log), before the ``(decided_at, step_id,
+        record_id)`` of the last item seen: keyset paging on an index, whatever is still pending."""
+        sql = "SELECT * FROM approvals WHERE run_id=? AND decided_at IS NOT NULL"
+        args: list[Any] = [run_id]
+        if before is not None:
+            sql += " AND (decided_at, step_id, record_id) < (?, ?, ?)"
+            args += list(before)
+        rows = self._conn().execute(sql + " ORDER BY decided_at DESC, step_id DESC, record_id DESC LIMIT ?",
+                                    [*args, limit]).fetchall()
         return [_item(r) for r in rows]
 
     def iter_approvals(self, run_id: str, *, step_id: str | None = None, status: str | None = None,

@@ -46,6 +46,7 @@ log = structlog.get_logger("matcha.serve")
 SESSION, LOGIN = "matcha_session", "matcha_login"
 SESSION_SECONDS = 12 * 3600
 PAGE = 20
+AUDIT_PAGE = 50
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 # an artifact (a report) is shown sandboxed: no script, no request out, not framed
@@ -224,19 +225,20 @@ class _Review:
                     pending=run.pending_count(), artifacts=run.artifacts(),
                     steps=[s for s in summary["steps"]], query=lambda **kw: _query(q=q, step=step, **kw))
 
-    async def audit(self, request: Request, run_id: str, after: str = "") -> Response:
+    async def audit(self, request: Request, run_id: str, before: str = "") -> Response:
         user = self.need_user(request)
         run = _open(run_id, self.ws)
-        rows: list[ReviewItem] = []
-        cursor = _cursor(after)
-        while len(rows) < 50:
-            got = run.items(limit=200, after=cursor)
-            if not got:
-                break
-            rows += [i for i in got if i.status != "pending"]
-            cursor = (got[-1].step, got[-1].seq)
-        more = f"{rows[-1].step}:{rows[-1].seq}" if len(rows) >= 50 else ""
-        return self.page("audit.html", request, user=user, run=run, rows=rows[:50], next=more,
+        cursor: tuple[float, str, str] | None = None
+        parts = before.split(":", 2)
+        if len(parts) == 3:
+            try:
+                cursor = (float(parts[0]), parts[1], parts[2])
+            except ValueError:
+                cursor = None
+        rows = [run._item(r) for r in self.ws.store.decided_page(run.id, before=cursor, limit=AUDIT_PAGE)]
+        last = rows[-1] if len(rows) == AUDIT_PAGE else None
+        more = f"{last.decided_at!r}:{last.step}:{last.id}" if last else ""
+        return self.page("audit.html", request, user=user, run=run, rows=rows, next=more,
                          title=f"Audit of {run.id}", when=_when)
 
     async def artifact(self, request: Request, run_id: str, name: str) -> Response:
