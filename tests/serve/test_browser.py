@@ -114,3 +114,68 @@ def test_review_in_a_browser(served: tuple[str, object], recorded_page: Recorded
 
     assert [u for u in recorded_page.requests if not u.startswith(base + "/")] == []  # nothing left the origin
     assert dialogs == []
+
+
+VOICE_DRAFTS = '''
+def draft(batch):
+    for r in batch:
+        n = int(r["id"][1:])
+        r["draft"] = ("Meet our new oolong. We roast it slowly, in small batches, right here on our workbench. "
+                      "Too strong? Add a splash of milk. No rush.") if n % 2 else (
+                      "This product offers a comprehensive tea experience suitable for all consumers.")
+        r["voice_score"] = 88 if n % 2 else 41
+        r["voice_notes"] = [] if n % 2 else ["sentences twice as long as the voice's median (22 words against 9)",
+                                             "none of the voice's usual vocabulary (such as 'tea', 'cup', 'kettle')"]
+        note = "no questions, where the voice uses them in about one sentence in 6"
+        r["attempts"] = [] if n % 2 else [{"attempt": 1, "draft": "Our tea is available now.", "voice_score": 35,
+                                           "voice_notes": [note]}]
+        r["exemplars"] = [{"id": "brewing-guide.md#2", "text": "Too hot? Let it breathe. Leave the kettle open.",
+                           "score": 0.47}]
+        if not n % 2:
+            r["flagged"] = "`voice_score >= 70` still not met after 2 attempts: look at every attempt before approving"
+    return batch
+'''
+
+
+def test_voice_scores_notes_attempts_and_exemplars_are_shown(recorded_page: RecordedPage, project: Path,
+                                                             accounts: dict[str, str], tmp_path: Path) -> None:
+    from support import write
+
+    from matcha import Pipeline
+
+    write(project / "scripts" / "voice_drafts.py", VOICE_DRAFTS)
+    write(project / "pipelines" / "copy.yaml", """
+        name: product_copy
+        source: {connector: messages}
+        steps:
+          - {id: draft, type: script, with: {function: "scripts/voice_drafts.py:draft"}}
+          - id: review
+            type: approval
+            with: {field: draft, context: [voice_score, voice_notes, flagged, attempts, exemplars]}
+          - {id: publish, type: publish, with: {connector: outbox}}
+    """)
+    run = Pipeline.load(project / "pipelines" / "copy.yaml", home=project / ".matcha").run(run_id="v1")
+    app = create_app(project / ".matcha", resume=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        page = recorded_page.page
+        page.goto(f"{base}/login?next=/runs/{run.id}")
+        page.get_by_label("Username").fill("victor")
+        page.get_by_label("Password").fill(accounts["victor"])
+        page.get_by_role("button", name="Log in").click()
+        m2 = page.get_by_role("article", name="Item m2")
+        expect(m2.locator("span.flag")).to_have_text("flagged")
+        expect(m2.get_by_text("sentences twice as long as the voice's median (22 words against 9)")).to_be_visible()
+        expect(m2.get_by_text("no questions, where the voice uses them in about one sentence in 6")).to_be_visible()
+        expect(m2.get_by_text("brewing-guide.md#2")).to_be_visible()
+        expect(m2.get_by_role("button", name="Approve")).to_have_count(0)  # a viewer
+        shot(page, "review-voice.png", tmp_path)
+        assert [u for u in recorded_page.requests if not u.startswith(base + "/")] == []
+    finally:
+        server.should_exit = True
+        thread.join(10)
