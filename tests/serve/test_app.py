@@ -150,3 +150,26 @@ def test_the_queue_is_paged(project: Path, accounts: dict[str, str]) -> None:
     t = time.perf_counter()
     c.get(f"/runs/{run.id}")
     assert time.perf_counter() - t < 30  # sanity only; the figure is measured in benchmarks/review_page.py
+
+
+def test_artifacts_open_from_the_run_sandboxed(project: Path, waiting: str, accounts: dict[str, str]) -> None:
+    from matcha.runtime.run import Workspace
+
+    ws = Workspace(project / ".matcha")
+    ws.store.add_artifact(waiting, "draft", "voice.yaml", b"matcha_voice: 1\nname: <b>brand</b>\n",
+                          "application/yaml", ws.home / "artifacts")
+    ws.store.add_artifact(waiting, "draft", "segments.html", b"<html><body><h1>Segments</h1></body></html>",
+                          "text/html", ws.home / "artifacts")
+    c = client(project)
+    assert c.get(f"/runs/{waiting}/artifacts/voice.yaml", follow_redirects=False).status_code == 303
+    login(c, "victor", accounts["victor"])
+    page = c.get(f"/runs/{waiting}").text
+    for name in ("voice.yaml", "segments.html"):
+        assert f'href="/runs/{waiting}/artifacts/{name}"' in page
+    profile = c.get(f"/runs/{waiting}/artifacts/voice.yaml")
+    assert profile.status_code == 200 and profile.headers["content-type"].startswith("text/plain")
+    report = c.get(f"/runs/{waiting}/artifacts/segments.html")
+    assert report.headers["content-type"].startswith("text/html") and "<h1>Segments</h1>" in report.text
+    assert report.headers["content-security-policy"].startswith("sandbox;")
+    missing = c.get(f"/runs/{waiting}/artifacts/..%2F..%2Fusers.json")
+    assert missing.status_code in (400, 404) and "scrypt" not in missing.text
