@@ -27,6 +27,8 @@ def serve(
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to bind."),
     trust_header: str | None = typer.Option(None, "--trust-header", help="A header a trusted reverse proxy sets to "
                                             "the authenticated user's name (off by default)."),
+    trusted_proxy: list[str] = typer.Option(["127.0.0.1", "::1"], "--trusted-proxy", help="Address of that proxy: "
+                                            "the header is believed from it only (repeat for several)."),
     secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark cookies Secure (served over HTTPS)."),
 ) -> None:
     """Serve the review web page: reviewers log in, read each draft with its context, approve, edit or reject."""
@@ -46,8 +48,10 @@ def serve(
         render.err.print(f"binding {host}: the review page is reachable from other machines; serve it over TLS "
                          "(a reverse proxy) and pass --secure-cookies")
     render.err.print(f"review page: http://{host}:{port}/  (runs of {home})")
-    uvicorn.run(create_app(home, trust_header=trust_header, secure_cookies=secure_cookies), host=host, port=port,
-                log_level="warning", access_log=False, server_header=False)
+    app_ = create_app(home, trust_header=trust_header, trusted_proxies=trusted_proxy, secure_cookies=secure_cookies)
+    # proxy_headers off: a client's X-Forwarded-For must not change the address logins are limited by
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                proxy_headers=False)
 
 
 @users_app.command("add")

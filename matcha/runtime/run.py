@@ -334,8 +334,15 @@ class Run:
 
         with self._lock(), fewer_collections():
             store = self._ws.store
+            if initial is None and self.refresh().status == "succeeded":
+                return self  # another process finished it while this one waited for the lock
+            try:
+                plan = self._executable_plan()
+            except MatchaError as exc:  # e.g. a variable this process lacks: say so on the run, not "running"
+                store.set_status(self.id, "failed", str(exc))
+                raise
             store.set_status(self.id, "running")
-            runner = Runner(self._executable_plan(), store, self.id, self._row.params, progress,
+            runner = Runner(plan, store, self.id, self._row.params, progress,
                             artifact_dir=self._ws.home / "artifacts")
             saver = open_checkpointer(self._ws.checkpoints)
             config = {"configurable": {"thread_id": self.id}}

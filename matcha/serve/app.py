@@ -16,20 +16,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hmac
+import ipaddress
 import json
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -47,6 +50,8 @@ SESSION, LOGIN = "matcha_session", "matcha_login"
 SESSION_SECONDS = 12 * 3600
 PAGE = 20
 AUDIT_PAGE = 50
+MAX_FORM = 2_000_000
+MAX_TRACKED = 10_000  # addresses and names with recent failed logins
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 # an artifact (a report) is shown sandboxed: no script, no request out, not framed
@@ -72,7 +77,12 @@ class LoginLimiter:
 
     def failed(self, client: str) -> None:
         with self._lock:
-            self._failed.setdefault(client, deque()).append(time.monotonic())
+            if client not in self._failed and len(self._failed) >= MAX_TRACKED:
+                now = time.monotonic()  # forget the stale first, then the oldest: memory stays bounded
+                stale = [k for k, q in self._failed.items() if not q or now - q[-1] > self.window]
+                for k in stale or [next(iter(self._failed))]:
+                    del self._failed[k]
+            self._failed.setdefault(client, deque(maxlen=self.attempts)).append(time.monotonic())
 
     def succeeded(self, client: str) -> None:
         with self._lock:
@@ -86,16 +96,28 @@ def secret_key(home: Path) -> str:
     path = home / "serve.key"
     if not path.is_file():
         home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = home / f".serve.key.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a key another process made first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32 or path.stat().st_mode & 0o077:
+        raise MatchaError(f"{path} is not a usable key (shorter than 32 characters, or readable by others): "
+                          "delete it and start again (every session then ends)")
+    return key
 
 
 class _Review:
     """The review app's state and pages (routes are registered by :func:`create_app`)."""
 
-    def __init__(self, home: str | Path | None, trust_header: str | None, secure_cookies: bool, resume: bool):
+    def __init__(self, home: str | Path | None, trust_header: str | None, trusted_proxies: list[str],
+                 secure_cookies: bool, resume: bool):
         self.ws = Workspace(home)
         self.users = Users(self.ws.home)
         self.key = secret_key(self.ws.home)
@@ -103,11 +125,12 @@ class _Review:
         self.limiter = LoginLimiter()
         self.resumer = Resumer(self.ws.home, enabled=resume)
         self.trust_header, self.secure_cookies = trust_header, secure_cookies
+        self.trusted_proxies = set(trusted_proxies)
         self.env = Environment(loader=PackageLoader("matcha.serve", "templates"),
                                autoescape=select_autoescape(default=True))
         self.env.filters["shown"] = _shown
         self.env.filters["sha"] = sha256_text
-        self.env.globals["quote"] = quote
+        self.env.globals["quote"] = lambda value: quote(str(value), safe="")  # one path segment
 
     async def headers(self, request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
@@ -117,13 +140,20 @@ class _Review:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    def proxied_user(self, request: Request) -> str | None:
+        """The user a trusted reverse proxy names (only when enabled, and only from its own address)."""
+        if not self.trust_header:
+            return None
+        peer = request.client.host if request.client else ""
+        return request.headers.get(self.trust_header) if peer in self.trusted_proxies else None
+
     def csrf(self, request: Request) -> str:
         """The token forms must post back: the session's, or for a user named by the trusted proxy
         header (no session cookie), one derived from the user name with the server's key."""
         token = _session(request, self.signer).get("csrf", "")
-        if not token and self.trust_header and request.headers.get(self.trust_header):
-            token = hmac.new(self.key.encode(), b"csrf:" + request.headers[self.trust_header].encode(),
-                             "sha256").hexdigest()
+        name = self.proxied_user(request)
+        if not token and name:
+            token = hmac.new(self.key.encode(), f"csrf:{name}:{self.users.epoch(name)}".encode(), "sha256").hexdigest()
         return token
 
     def page(self, name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -133,10 +163,14 @@ class _Review:
         return HTMLResponse(html, status_code=status)
 
     def current(self, request: Request) -> User | None:
-        if self.trust_header and request.headers.get(self.trust_header):
-            return self.users.get(request.headers[self.trust_header])
-        name = _session(request, self.signer).get("u")
-        return self.users.get(name) if name else None
+        proxied = self.proxied_user(request)
+        if proxied:
+            return self.users.get(proxied)
+        session = _session(request, self.signer)
+        name = session.get("u")
+        if not name or str(session.get("e")) != str(self.users.epoch(name)):
+            return None  # no session, or one ended by a logout or a new password
+        return self.users.get(name)
 
     def need_user(self, request: Request) -> User:
         user = self.current(request)
@@ -145,7 +179,7 @@ class _Review:
         return user
 
     async def form_of(self, request: Request, user: User, *, decide: bool = True) -> dict[str, str]:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await _read_form(request)
         token = self.csrf(request)
         if not token or not hmac.compare_digest(form.get("csrf", ""), token):
             raise _Refused(403, "This form has expired or did not come from this page: reload the page and try again.")
@@ -170,39 +204,45 @@ class _Review:
         return response
 
     async def login(self, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        client = request.client.host if request.client else "?"
         expected = _signed(request.cookies.get(LOGIN), self.signer, 3600).get("t", "")
-        if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+        if not expected:
             raise _Refused(403, "This login form has expired: reload the page and try again.")
-        wait = self.limiter.wait(client)
+        form = await _read_form(request)
+        client = request.client.host if request.client else "?"
+        if not hmac.compare_digest(form.get("csrf", ""), expected):
+            raise _Refused(403, "This login form has expired: reload the page and try again.")
+        name = form.get("username", "")[:64]
+        wait = max(self.limiter.wait(f"ip:{_network(client)}"), self.limiter.wait(f"user:{name}"))
         if wait:
             return self.page("login.html", request, status=429, user=None, login_token=expected,
                              next=_local(form.get("next")),
                              error=f"Too many failed attempts: try again in {int(wait) + 1} seconds.")
-        user = self.users.authenticate(form.get("username", ""), form.get("password", ""))
+        user = await run_in_threadpool(self.users.authenticate, name, form.get("password", ""))
         if user is None:
-            self.limiter.failed(client)
-            log.info("login failed", user=form.get("username", "")[:64], client=client)
+            self.limiter.failed(f"ip:{_network(client)}")
+            self.limiter.failed(f"user:{name}")
+            log.info("login failed", user=name, client=client)
             return self.page("login.html", request, status=401, user=None, login_token=expected,
                         next=_local(form.get("next")), error="Wrong user name or password.")
-        self.limiter.succeeded(client)
+        self.limiter.succeeded(f"ip:{_network(client)}")
+        self.limiter.succeeded(f"user:{name}")
         log.info("logged in", user=user.name, client=client)
         response = RedirectResponse(_local(form.get("next")), status_code=303)
-        _set_cookie(response, SESSION, self.signer.dumps({"u": user.name, "csrf": secrets.token_urlsafe(24)}),
-                    self.secure_cookies, max_age=SESSION_SECONDS)
+        session = {"u": user.name, "csrf": secrets.token_urlsafe(24), "e": str(self.users.epoch(user.name))}
+        _set_cookie(response, SESSION, self.signer.dumps(session), self.secure_cookies, max_age=SESSION_SECONDS)
         response.delete_cookie(LOGIN, path="/")
         return response
 
     async def logout(self, request: Request) -> Response:
         user = self.need_user(request)
         await self.form_of(request, user, decide=False)
+        await run_in_threadpool(self.users.end_sessions, user.name)  # a copied cookie dies with this one
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION, path="/")
         return response
 
     # -- runs ----------------------------------------------------------------------------------
-    async def runs(self, request: Request) -> Response:
+    def runs(self, request: Request) -> Response:
         user = self.need_user(request)
         rows = self.ws.store.list_runs(limit=200)
         listed: list[dict[str, Any]] = []
@@ -214,7 +254,7 @@ class _Review:
         listed.sort(key=lambda r: (r["status"] != "waiting_for_approval", -int(r["pending"])))
         return self.page("runs.html", request, user=user, runs=listed, title="Runs")
 
-    async def run_page(self, request: Request, run_id: str, after: str = "", q: str = "", step: str = "") -> Response:
+    def run_page(self, request: Request, run_id: str, after: str = "", q: str = "", step: str = "") -> Response:
         user = self.need_user(request)
         run = _open(run_id, self.ws)
         cursor = _cursor(after)
@@ -225,7 +265,7 @@ class _Review:
                     pending=run.pending_count(), artifacts=run.artifacts(),
                     steps=[s for s in summary["steps"]], query=lambda **kw: _query(q=q, step=step, **kw))
 
-    async def audit(self, request: Request, run_id: str, before: str = "") -> Response:
+    def audit(self, request: Request, run_id: str, before: str = "") -> Response:
         user = self.need_user(request)
         run = _open(run_id, self.ws)
         cursor: tuple[float, str, str] | None = None
@@ -241,84 +281,129 @@ class _Review:
         return self.page("audit.html", request, user=user, run=run, rows=rows, next=more,
                          title=f"Audit of {run.id}", when=_when)
 
-    async def artifact(self, request: Request, run_id: str, name: str) -> Response:
+    def artifact(self, request: Request, run_id: str, name: str) -> Response:
         self.need_user(request)
         path = _open(run_id, self.ws).artifact(name)
         media = "text/html" if name.endswith(".html") else "text/plain; charset=utf-8"
         return FileResponse(path, media_type=media, headers={"Content-Security-Policy": ARTIFACT_CSP})
 
-    # -- decisions -----------------------------------------------------------------------------
-    async def approve(self, request: Request, run_id: str, item: str) -> Response:
+    # -- decisions (the item is a form field: ids may hold '/' or be '.') ---------------------
+    async def decision(self, request: Request, run_id: str) -> tuple[User, dict[str, str]]:
         user = self.need_user(request)
         form = await self.form_of(request, user)
-        run = _open(run_id, self.ws)
-        _check_shown(run, item, form)
-        run.approve(item, step=form.get("step") or None, reviewer=user.name, resume=False)
-        self.resumer.after_decision(run)
+        if not form.get("item"):
+            raise _Refused(400, "No item named: reload the page and try again.")
+        return user, form
+
+    async def approve(self, request: Request, run_id: str) -> Response:
+        user, form = await self.decision(request, run_id)
+
+        def work() -> None:
+            run = _open(run_id, self.ws)
+            _check_shown(run, form)
+            run.approve(form["item"], step=form.get("step") or None, reviewer=user.name, resume=False)
+            self.resumer.after_decision(run)
+
+        await run_in_threadpool(work)
         return _back(run_id, form)
 
-    async def reject(self, request: Request, run_id: str, item: str) -> Response:
-        user = self.need_user(request)
-        form = await self.form_of(request, user)
+    async def reject(self, request: Request, run_id: str) -> Response:
+        user, form = await self.decision(request, run_id)
         reason = form.get("reason", "").strip()
         if not reason:
             raise _Refused(400, "A rejection needs a reason: say why, so the team can learn from it.")
-        run = _open(run_id, self.ws)
-        run.reject(item, reason=reason, step=form.get("step") or None, reviewer=user.name, resume=False)
-        self.resumer.after_decision(run)
+
+        def work() -> None:
+            run = _open(run_id, self.ws)
+            run.reject(form["item"], reason=reason, step=form.get("step") or None, reviewer=user.name, resume=False)
+            self.resumer.after_decision(run)
+
+        await run_in_threadpool(work)
         return _back(run_id, form)
 
-    async def edit_preview(self, request: Request, run_id: str, item: str) -> Response:
-        user = self.need_user(request)
-        form = await self.form_of(request, user)
+    async def edit_preview(self, request: Request, run_id: str) -> Response:
+        user, form = await self.decision(request, run_id)
         run = _open(run_id, self.ws)
-        target = _item(run, item, form.get("step"))
+        target = _item(run, form["item"], form.get("step"))
         text = form.get("text", "").replace("\r\n", "\n")
         return self.page("edit.html", request, user=user, run=run, item=target, text=text,
-                    diff=word_diff(target.ai_text, text), back=form.get("back", ""), title=f"Edit {item}")
+                         diff=word_diff(target.ai_text, text), back=_back_path(run_id, form),
+                         title=f"Edit {target.id}")
 
-    async def save_edit(self, request: Request, run_id: str, item: str) -> Response:
-        user = self.need_user(request)
-        form = await self.form_of(request, user)
-        run = _open(run_id, self.ws)
-        _check_shown(run, item, form)
+    async def save_edit(self, request: Request, run_id: str) -> Response:
+        user, form = await self.decision(request, run_id)
         text = form.get("text", "").replace("\r\n", "\n")
         if not text.strip():
             raise _Refused(400, "The edited text is empty: to publish nothing, reject the item with a reason.")
-        run.approve(item, step=form.get("step") or None, edit=text, reviewer=user.name, resume=False)
-        self.resumer.after_decision(run)
+
+        def work() -> None:
+            run = _open(run_id, self.ws)
+            _check_shown(run, form)
+            run.approve(form["item"], step=form.get("step") or None, edit=text, reviewer=user.name, resume=False)
+            self.resumer.after_decision(run)
+
+        await run_in_threadpool(work)
         return _back(run_id, form)
 
     async def approve_filtered(self, request: Request, run_id: str) -> Response:
+        """Approve every pending item a filter matches, after a confirmation page that says how many. The
+        confirmation carries a digest of exactly those items (ids and texts, signed): if anything changed
+        in between (an item decided elsewhere, new items), nothing is approved and the count is shown again."""
         user = self.need_user(request)
         form = await self.form_of(request, user)
-        run = _open(run_id, self.ws)
         q, step = form.get("q", ""), form.get("step", "")
-        matching = sum(1 for _ in _matching(run, q, step or None))
-        if form.get("confirm") != "yes" or str(matching) != form.get("count"):
-            return self.page("confirm.html", request, user=user, run=run, q=q, step=step, count=matching,
-                        title="Approve all shown")
-        done = 0
-        batch: list[str] = []
-        for it in _matching(run, q, step or None):
-            batch.append(it.id)
-            if len(batch) == 500:
-                done += _approve_many(run, batch, step or None, user)
-                batch = []
-        done += _approve_many(run, batch, step or None, user)
+        run = _open(run_id, self.ws)
+        count, digest = await run_in_threadpool(self._filtered_digest, run, q, step or None)
+        if form.get("confirm") != "yes" or not hmac.compare_digest(form.get("digest", ""), digest):
+            changed = form.get("confirm") == "yes"
+            return self.page("confirm.html", request, user=user, run=run, q=q, step=step, count=count,
+                             digest=digest, changed=changed, title="Approve all shown")
+
+        def work() -> int:
+            done = 0
+            try:
+                batch: list[ReviewItem] = []
+                for it in _matching(run, q, step or None):
+                    batch.append(it)
+                    if len(batch) == 500:
+                        done += _approve_many(self.ws, run, batch, user)
+                        batch = []
+                done += _approve_many(self.ws, run, batch, user)
+            finally:
+                self.resumer.after_decision(run)
+            return done
+
+        done = await run_in_threadpool(work)
         log.info("approved filtered", run=run_id, filter=q, step=step, items=done, reviewer=user.name)
-        self.resumer.after_decision(run)
-        return RedirectResponse(f"/runs/{quote(run_id)}" + _query(q=q, step=step), status_code=303)
+        return RedirectResponse(f"/runs/{quote(run_id, safe='')}" + _query(q=q, step=step), status_code=303)
+
+    def _filtered_digest(self, run: Run, q: str, step: str | None) -> tuple[int, str]:
+        h = hmac.new(self.key.encode(), f"{run.id}\x00{q}\x00{step}".encode(), "sha256")
+        n = 0
+        for it in _matching(run, q, step):
+            h.update(f"\x00{it.step}\x01{it.id}\x01{sha256_text(it.ai_text)}".encode())
+            n += 1
+        return n, h.hexdigest()
 
 
-def create_app(home: str | Path | None = None, *, trust_header: str | None = None, secure_cookies: bool = False,
+def create_app(home: str | Path | None = None, *, trust_header: str | None = None,
+               trusted_proxies: list[str] | tuple[str, ...] = ("127.0.0.1", "::1"), secure_cookies: bool = False,
                resume: bool = True) -> FastAPI:
     """The review app over the runs of ``home`` (default ``$MATCHA_HOME`` or ``./.matcha``).
+
     ``trust_header``: a header a trusted reverse proxy sets to the authenticated user's name (off by
-    default); ``secure_cookies``: mark cookies Secure (behind HTTPS); ``resume``: resume runs in the
-    background once their last item is decided."""
-    r = _Review(home, trust_header, secure_cookies, resume)
-    app = FastAPI(title="Matcha review", docs_url=None, redoc_url=None, openapi_url=None)
+    default), believed only from ``trusted_proxies`` (the proxy's own addresses); ``secure_cookies``:
+    mark cookies Secure (behind HTTPS); ``resume``: resume runs in the background once their last
+    item is decided."""
+    r = _Review(home, trust_header, list(trusted_proxies), secure_cookies, resume)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        r.resumer.resume_waiting()  # runs whose last item was decided while no server ran
+        yield
+        await run_in_threadpool(r.resumer.idle.wait, 60)  # a resume in progress finishes
+
+    app = FastAPI(title="Matcha review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.review = r
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     app.middleware("http")(r.headers)
@@ -328,11 +413,9 @@ def create_app(home: str | Path | None = None, *, trust_header: str | None = Non
     for method, path, handler in (
         ("GET", "/login", r.login_form), ("POST", "/login", r.login), ("POST", "/logout", r.logout),
         ("GET", "/", r.runs), ("GET", "/runs/{run_id}", r.run_page), ("GET", "/runs/{run_id}/audit", r.audit),
-        ("GET", "/runs/{run_id}/artifacts/{name}", r.artifact),
-        ("POST", "/runs/{run_id}/items/{item}/approve", r.approve),
-        ("POST", "/runs/{run_id}/items/{item}/reject", r.reject),
-        ("POST", "/runs/{run_id}/items/{item}/edit", r.edit_preview),
-        ("POST", "/runs/{run_id}/items/{item}/save", r.save_edit),
+        ("GET", "/runs/{run_id}/artifacts/{name:path}", r.artifact),
+        ("POST", "/runs/{run_id}/approve", r.approve), ("POST", "/runs/{run_id}/reject", r.reject),
+        ("POST", "/runs/{run_id}/edit", r.edit_preview), ("POST", "/runs/{run_id}/save", r.save_edit),
         ("POST", "/runs/{run_id}/approve-filtered", r.approve_filtered),
     ):
         app.add_api_route(path, handler, methods=[method], response_class=HTMLResponse)
@@ -426,24 +509,46 @@ def _item(run: Run, item: str, step: str | None) -> ReviewItem:
     return run._target(item, step or None)
 
 
-def _check_shown(run: Run, item: str, form: dict[str, str]) -> None:
+def _check_shown(run: Run, form: dict[str, str]) -> None:
     """What the reviewer saw is what is decided: the page posts the sha256 of the text it showed."""
-    target = _item(run, item, form.get("step"))
-    if form.get("shown") and not hmac.compare_digest(form["shown"], sha256_text(target.ai_text)):
-        raise _Refused(409, "This item changed since the page was shown: reload it and decide again.")
+    target = _item(run, form["item"], form.get("step"))
+    if not hmac.compare_digest(form.get("shown", ""), sha256_text(target.ai_text)):
+        raise _Refused(409, "This item changed since the page was shown (or the form is incomplete): reload the "
+                       "page and decide again.")
 
 
-def _approve_many(run: Run, ids: list[str], step: str | None, user: User) -> int:
-    if not ids:
+def _approve_many(ws: Workspace, run: Run, items: list[ReviewItem], user: User) -> int:
+    """Approve the items as read (their AI text, its hash); an item decided meanwhile is left alone."""
+    if not items:
         return 0
-    run.approve(ids, step=step, reviewer=user.name, resume=False)
-    return len(ids)
+    return ws.store.decide_many(run.id, [(it.step, it.id, "approved", it.ai_text, sha256_text(it.ai_text), None)
+                                         for it in items], user.name)
+
+
+def _back_path(run_id: str, form: dict[str, str]) -> str:
+    """Where to go after a decision: the queue page the form came from, never elsewhere."""
+    back, home = form.get("back", ""), f"/runs/{quote(run_id, safe='')}"
+    return _local(back) if back == home or back.startswith(home + "?") else home
 
 
 def _back(run_id: str, form: dict[str, str]) -> Response:
-    back = form.get("back", "")
-    target = back if back.startswith(f"/runs/{quote(run_id)}") else f"/runs/{quote(run_id)}"
-    return RedirectResponse(_local(target), status_code=303)
+    return RedirectResponse(_back_path(run_id, form), status_code=303)
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """The posted form's fields (at most ``MAX_FORM`` bytes: a text area holds a draft, not a book)."""
+    if int(request.headers.get("content-length") or 0) > MAX_FORM:
+        raise _Refused(413, f"This form is larger than {MAX_FORM // 1_000_000} MB.")
+    return {k: str(v) for k, v in (await request.form(max_files=0)).items()}
+
+
+def _network(address: str) -> str:
+    """A client's address for rate limiting: IPv6 clients by their /64 (one host has many addresses)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
 def _when(t: float | None) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
+_HASHING = threading.BoundedSemaphore(2)
 # a hash to check against when the name is unknown: a login takes as long whether or not the account exists
 _DUMMY = hash_password(secrets.token_urlsafe(16))
 
@@ -93,9 +95,22 @@ class Users:
         data = self._read()
         if name in data and not replace:
             raise UserError(f"user '{name}' exists; remove it first, or use --replace to set a new password")
-        data[name] = {"role": role, "hash": hash_password(password), "created": time.time()}
+        # a new password ends the sessions opened with the old one
+        epoch = int(data.get(name, {}).get("epoch", 0)) + 1 if name in data else 0  # type: ignore[call-overload]
+        data[name] = {"role": role, "hash": hash_password(password), "created": time.time(), "epoch": epoch}
         self._write(data)
         return User(name, role)
+
+    def epoch(self, name: str) -> int:
+        """The user's session generation: sessions made under an older one are void."""
+        return int(self._read().get(name, {}).get("epoch", 0))  # type: ignore[call-overload]
+
+    def end_sessions(self, name: str) -> None:
+        """Void every session of ``name`` (logging out, on every browser)."""
+        data = self._read()
+        if name in data:
+            data[name]["epoch"] = int(data[name].get("epoch", 0)) + 1  # type: ignore[call-overload]
+            self._write(data)
 
     def remove(self, name: str) -> None:
         data = self._read()
@@ -113,5 +128,6 @@ class Users:
 
     def authenticate(self, name: str, password: str) -> User | None:
         d = self._read().get(name)
-        ok = check_password(password, str(d["hash"]) if d else _DUMMY)
+        with _HASHING:  # scrypt takes ~0.1 s and 32 MiB: a burst of logins cannot exhaust the server
+            ok = check_password(password, str(d["hash"]) if d else _DUMMY)
         return User(name, str(d.get("role", "viewer"))) if d and ok else None

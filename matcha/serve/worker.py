@@ -31,15 +31,29 @@ class Resumer:
         self.idle.set()
 
     def after_decision(self, run: Run) -> None:
-        """Queue ``run`` for resuming when nothing of it is pending any more."""
-        if not self.enabled or run.pending_count():
+        """Queue ``run`` for resuming when it waits for approval and nothing of it is pending any more."""
+        if not self.enabled or run.refresh().status != "waiting_for_approval" or run._ws.store.has_pending(run.id):
             return
+        self._queue_run(run.id)
+
+    def resume_waiting(self) -> None:
+        """Queue every run waiting for approval with nothing pending (decided while no server ran)."""
+        if not self.enabled:
+            return
+        from matcha.runtime.run import Workspace
+
+        store = Workspace(self.home).store
+        for r in store.list_runs(limit=10_000):
+            if r.status == "waiting_for_approval" and not store.has_pending(r.run_id):
+                self._queue_run(r.run_id)
+
+    def _queue_run(self, run_id: str) -> None:
         with self._lock:
-            if run.id in self._queued:
+            if run_id in self._queued:
                 return
-            self._queued.add(run.id)
+            self._queued.add(run_id)
             self.idle.clear()
-            self._queue.put(run.id)
+            self._queue.put(run_id)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="matcha-resumer", daemon=True)
                 self._thread.start()

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from matcha.runtime.run import Run
+from matcha.runtime.store import sha256_text
 from matcha.serve import create_app
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def test_unauthenticated_requests_go_to_login(project: Path, waiting: str, accou
     for path in ("/", f"/runs/{waiting}", f"/runs/{waiting}/audit"):
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
-    r = c.post(f"/runs/{waiting}/items/m1/approve", data={"csrf": "x"}, follow_redirects=False)
+    r = c.post(f"/runs/{waiting}/approve", data={"item": "m1", "csrf": "x"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert Run.open(waiting, home=project / ".matcha").pending_count() == 6
 
@@ -65,7 +66,7 @@ def test_a_post_without_the_csrf_token_is_refused(project: Path, waiting: str, a
     c = client(project, resume=False)
     login(c, "claire", accounts["claire"])
     for data in ({}, {"csrf": "forged"}):
-        r = c.post(f"/runs/{waiting}/items/m1/approve", data={**data, "step": "review"})
+        r = c.post(f"/runs/{waiting}/approve", data={"item": "m1", **data, "step": "review"})
         assert r.status_code == 403 and "reload the page" in r.text
     assert Run.open(waiting, home=project / ".matcha").pending_count() == 6
 
@@ -76,7 +77,7 @@ def test_a_viewer_reads_but_cannot_decide(project: Path, waiting: str, accounts:
     page = c.get(f"/runs/{waiting}")
     assert page.status_code == 200 and "Reply to m1" in page.text
     assert ">Approve<" not in page.text and ">Reject<" not in page.text
-    r = c.post(f"/runs/{waiting}/items/m1/approve", data={"csrf": csrf_of(page.text), "step": "review"})
+    r = c.post(f"/runs/{waiting}/approve", data={"item": "m1", "csrf": csrf_of(page.text), "step": "review"})
     assert r.status_code == 403 and "viewers read runs but cannot decide" in r.text
     assert Run.open(waiting, home=project / ".matcha").pending_count() == 6
 
@@ -97,19 +98,28 @@ def test_decisions_are_recorded_with_the_logged_in_user_then_the_run_resumes(
     c = TestClient(app, base_url="http://127.0.0.1")
     login(c, "claire", accounts["claire"])
     token = csrf_of(c.get(f"/runs/{waiting}").text)
-    c.post(f"/runs/{waiting}/items/m1/approve", data={"csrf": token, "step": "review"})
-    preview = c.post(f"/runs/{waiting}/items/m2/edit", data={"csrf": token, "step": "review",
+    r = c.post(f"/runs/{waiting}/approve", data={"item": "m1", "csrf": token, "step": "review"})
+    assert r.status_code == 409 and "reload the page" in r.text  # the form must say which text was shown
+    c.post(f"/runs/{waiting}/approve", data={"item": "m1", "csrf": token, "step": "review",
+                                              "shown": sha256_text("Reply to m1: thanks for writing.")})
+    preview = c.post(f"/runs/{waiting}/edit", data={"item": "m2", "csrf": token, "step": "review",
                                                               "text": "Reply to m2: thank you for writing to us."})
     assert "<del>thanks</del>" in preview.text and "<ins>thank you</ins>" in preview.text
-    c.post(f"/runs/{waiting}/items/m2/save", data={"csrf": token, "step": "review",
-                                                   "text": "Reply to m2: thank you for writing to us."})
-    r = c.post(f"/runs/{waiting}/items/m3/reject", data={"csrf": token, "step": "review", "reason": " "})
+    c.post(f"/runs/{waiting}/save", data={"item": "m2", "csrf": token, "step": "review",
+                                           "shown": sha256_text("Reply to m2: thanks for writing."),
+                                           "text": "Reply to m2: thank you for writing to us."})
+    r = c.post(f"/runs/{waiting}/reject", data={"item": "m3", "csrf": token, "step": "review", "reason": " "})
     assert r.status_code == 400 and "needs a reason" in r.text
-    c.post(f"/runs/{waiting}/items/m3/reject", data={"csrf": token, "step": "review", "reason": "unsafe markup"})
+    c.post(f"/runs/{waiting}/reject", data={"item": "m3", "csrf": token, "step": "review", "reason": "unsafe markup"})
     confirm = c.post(f"/runs/{waiting}/approve-filtered", data={"csrf": token, "q": "billing", "step": ""})
     assert "Approve 3 item(s)?" in confirm.text
-    c.post(f"/runs/{waiting}/approve-filtered", data={"csrf": token, "q": "billing", "step": "", "count": "3",
-                                                     "confirm": "yes"})
+    digest = re.search(r'name="digest" value="([0-9a-f]+)"', confirm.text)
+    assert digest
+    stale = c.post(f"/runs/{waiting}/approve-filtered", data={"csrf": token, "q": "billing", "step": "",
+                                                             "confirm": "yes", "digest": "0" * 64})
+    assert "nothing was approved" in stale.text and Run.open(waiting, home=project / ".matcha").pending_count() == 3
+    c.post(f"/runs/{waiting}/approve-filtered", data={"csrf": token, "q": "billing", "step": "", "confirm": "yes",
+                                                     "digest": digest.group(1)})
     assert app.state.review.resumer.idle.wait(60)
     run = Run.open(waiting, home=project / ".matcha")
     assert run.status == "succeeded" and run.pending_count() == 0
@@ -173,3 +183,29 @@ def test_artifacts_open_from_the_run_sandboxed(project: Path, waiting: str, acco
     assert report.headers["content-security-policy"].startswith("sandbox;")
     missing = c.get(f"/runs/{waiting}/artifacts/..%2F..%2Fusers.json")
     assert missing.status_code in (400, 404) and "scrypt" not in missing.text
+
+
+def test_logging_out_ends_a_copied_session_and_odd_ids_can_be_decided(project: Path, accounts: dict[str, str]) -> None:
+    from matcha import Pipeline
+
+    (project / "data" / "odd.csv").write_text("id,text\nproducts/123,a\n..,b\n")
+    (project / "connectors" / "odd.yaml").write_text("kind: csv\npath: data/odd.csv\n")
+    (project / "pipelines").mkdir(exist_ok=True)
+    (project / "pipelines" / "odd.yaml").write_text(
+        "name: odd\nsource: {connector: odd}\nsteps:\n"
+        "  - {id: review, type: approval, with: {field: text}}\n"
+        "  - {id: publish, type: publish, with: {connector: outbox}}\n")
+    run = Pipeline.load(project / "pipelines" / "odd.yaml", home=project / ".matcha").run()
+    c = client(project, resume=False)
+    login(c, "claire", accounts["claire"])
+    token = csrf_of(c.get(f"/runs/{run.id}").text)
+    for item, text in (("products/123", "a"), ("..", "b")):
+        r = c.post(f"/runs/{run.id}/approve", data={"item": item, "csrf": token, "step": "review",
+                                                    "shown": sha256_text(text)}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+    assert Run.open(run.id, home=project / ".matcha").pending_count() == 0
+    copied = dict(c.cookies)
+    c.post("/logout", data={"csrf": token})
+    thief = client(project)
+    thief.cookies.update(copied)
+    assert thief.get("/", follow_redirects=False).status_code == 303  # the copied cookie ended with the logout

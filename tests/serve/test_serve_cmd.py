@@ -79,22 +79,27 @@ def test_a_trusted_proxy_header_names_the_user_only_when_enabled(project: Path, 
                                                                    accounts: dict[str, str]) -> None:
     from fastapi.testclient import TestClient
 
+    from matcha.runtime.store import sha256_text
     from matcha.serve import create_app
 
     plain = TestClient(create_app(project / ".matcha"), base_url="http://127.0.0.1")
     r = plain.get(f"/runs/{waiting}", headers={"X-Remote-User": "claire"}, follow_redirects=False)
     assert r.status_code == 303  # off by default: the header means nothing
-    proxied = TestClient(create_app(project / ".matcha", trust_header="X-Remote-User", resume=False),
-                         base_url="http://127.0.0.1")
+    spoofed = TestClient(create_app(project / ".matcha", trust_header="X-Remote-User", resume=False),
+                         base_url="http://127.0.0.1")  # the client is not the proxy's address (loopback)
+    assert spoofed.get("/", headers={"X-Remote-User": "claire"}, follow_redirects=False).status_code == 303
+    proxied = TestClient(create_app(project / ".matcha", trust_header="X-Remote-User", trusted_proxies=["testclient"],
+                                    resume=False), base_url="http://127.0.0.1")
     page = proxied.get(f"/runs/{waiting}", headers={"X-Remote-User": "claire"})
     assert page.status_code == 200 and "claire (reviewer)" in page.text
     assert proxied.get("/", headers={"X-Remote-User": "mallory"}, follow_redirects=False).status_code == 303
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert token
-    bad = proxied.post(f"/runs/{waiting}/items/m1/approve", data={"step": "review"},
+    shown = {"item": "m1", "shown": sha256_text("Reply to m1: thanks for writing.")}
+    bad = proxied.post(f"/runs/{waiting}/approve", data={**shown, "step": "review"},
                        headers={"X-Remote-User": "claire"})
     assert bad.status_code == 403
-    ok = proxied.post(f"/runs/{waiting}/items/m1/approve", data={"step": "review", "csrf": token.group(1)},
+    ok = proxied.post(f"/runs/{waiting}/approve", data={**shown, "step": "review", "csrf": token.group(1)},
                       headers={"X-Remote-User": "claire"}, follow_redirects=False)
     assert ok.status_code == 303
     from matcha.runtime.run import Run
