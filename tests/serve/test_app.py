@@ -30,6 +30,18 @@ def login(c: TestClient, name: str, password: str) -> None:
     assert r.status_code == 303, r.text
 
 
+def start(project: Path, name: str, steps: str) -> Run:
+    """A run of ``data/<name>.csv`` through ``steps`` then a publish, paused for approval."""
+    from matcha import Pipeline
+
+    (project / "connectors" / f"{name}.yaml").write_text(f"kind: csv\npath: data/{name}.csv\n")
+    (project / "pipelines").mkdir(exist_ok=True)
+    (project / "pipelines" / f"{name}.yaml").write_text(
+        f"name: {name}\nsource: {{connector: {name}}}\nsteps:\n{steps}"
+        "  - {id: publish, type: publish, with: {connector: outbox}}\n")
+    return Pipeline.load(project / "pipelines" / f"{name}.yaml", home=project / ".matcha").run()
+
+
 def csrf_of(html: str) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', html)
     assert m
@@ -134,21 +146,14 @@ def test_decisions_are_recorded_with_the_logged_in_user_then_the_run_resumes(
 
 
 def test_the_queue_is_paged(project: Path, accounts: dict[str, str]) -> None:
-    from matcha import Pipeline
 
     (project / "data" / "many.csv").write_text("id,text\n" + "".join(f"x{i:03},hello {i}\n" for i in range(45)))
-    (project / "connectors" / "many.yaml").write_text("kind: csv\npath: data/many.csv\n")
     (project / "scripts").mkdir(exist_ok=True)
     (project / "scripts" / "drafts.py").write_text("def draft(batch):\n    for r in batch:\n"
                                                   "        r['draft'] = 'Reply ' + r['id']; r['topic'] = 't'\n"
                                                   "    return batch\n")
-    (project / "pipelines").mkdir(exist_ok=True)
-    (project / "pipelines" / "many.yaml").write_text(
-        "name: many\nsource: {connector: many}\nsteps:\n"
-        "  - {id: draft, type: script, with: {function: 'scripts/drafts.py:draft'}}\n"
-        "  - {id: review, type: approval, with: {field: draft, context: [topic]}}\n"
-        "  - {id: publish, type: publish, with: {connector: outbox}}\n")
-    run = Pipeline.load(project / "pipelines" / "many.yaml", home=project / ".matcha").run()
+    run = start(project, "many", "  - {id: draft, type: script, with: {function: 'scripts/drafts.py:draft'}}\n"
+                "  - {id: review, type: approval, with: {field: draft, context: [topic]}}\n")
     c = client(project, resume=False)
     login(c, "claire", accounts["claire"])
     first = c.get(f"/runs/{run.id}").text
@@ -186,16 +191,9 @@ def test_artifacts_open_from_the_run_sandboxed(project: Path, waiting: str, acco
 
 
 def test_logging_out_ends_a_copied_session_and_odd_ids_can_be_decided(project: Path, accounts: dict[str, str]) -> None:
-    from matcha import Pipeline
 
     (project / "data" / "odd.csv").write_text("id,text\nproducts/123,a\n..,b\n")
-    (project / "connectors" / "odd.yaml").write_text("kind: csv\npath: data/odd.csv\n")
-    (project / "pipelines").mkdir(exist_ok=True)
-    (project / "pipelines" / "odd.yaml").write_text(
-        "name: odd\nsource: {connector: odd}\nsteps:\n"
-        "  - {id: review, type: approval, with: {field: text}}\n"
-        "  - {id: publish, type: publish, with: {connector: outbox}}\n")
-    run = Pipeline.load(project / "pipelines" / "odd.yaml", home=project / ".matcha").run()
+    run = start(project, "odd", "  - {id: review, type: approval, with: {field: text}}\n")
     c = client(project, resume=False)
     login(c, "claire", accounts["claire"])
     token = csrf_of(c.get(f"/runs/{run.id}").text)
