@@ -36,10 +36,11 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from matcha.errors import ModelError, ModelUnavailable
 from matcha.models.base import PROVIDERS, Embedder, Generator, ProviderConfig
+from matcha.models.endpoints import FAILOVER_STATUS, EndpointConfig, Pool
 from matcha.models.retry import (
     RETRY_STATUS,
     Backoff,
@@ -57,7 +58,11 @@ JsonMode = Literal["auto", "json_schema", "json_object", "grammar"]
 
 class OpenAICompatConfig(ProviderConfig):
     provider: Literal["openai"] = "openai"
-    base_url: str = Field(description="server URL ending in /v1, e.g. http://gpu-1:8000/v1")
+    base_url: str | None = Field(None, description="server URL ending in /v1, e.g. http://gpu-1:8000/v1 (or "
+                                 "`endpoints` for several replicas)")
+    endpoints: list[EndpointConfig] = Field(default_factory=list, description="replicas serving the same model: "
+                                            "[{url, max_concurrency}]; requests spread over them, with failover")
+    failover_seconds: float = Field(30.0, ge=0, le=3600, description="how long a failing replica is set aside")
     model: str = Field(description="model name served by the server")
     api_key_env: str | None = Field(
         None, description="name of the environment variable holding the API key (never the key itself)"
@@ -74,6 +79,17 @@ class OpenAICompatConfig(ProviderConfig):
     max_retries: int = Field(5, ge=0, description="retries of 408/429/502/503/504, timeouts and connection errors")
     retry_backoff: float = Field(0.5, ge=0, description="first retry delay bound in seconds (exponential, full jitter)")
     embed_batch_size: int = Field(64, ge=1, description="texts per /embeddings call")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> OpenAICompatConfig:
+        if (self.base_url is None) == (not self.endpoints):
+            raise ValueError("give `base_url` (one server) or `endpoints` (replicas of the model), not both")
+        return self
+
+    def replicas(self) -> list[tuple[str, int]]:
+        if self.endpoints:
+            return [(e.url, e.max_concurrency) for e in self.endpoints]
+        return [(str(self.base_url), 1024)]
 
 
 class _StatusError(Exception):
@@ -119,12 +135,15 @@ class OpenAICompatProvider(Embedder, Generator):
         "retry_backoff",
         "embed_batch_size",
         "json_mode",
+        "endpoints",  # replicas of one model: adding one must not make cached answers unusable
+        "failover_seconds",
     }
 
     def __init__(self, name: str, config: OpenAICompatConfig):
         super().__init__(name, config)
         self._backoff = Backoff(config.max_retries, config.retry_backoff)
-        self._base = config.base_url.rstrip("/")
+        self._pool = Pool(config.replicas(), config.failover_seconds)
+        self._base = self._pool.describe()
         self._lock = threading.Lock()
         self._sync: httpx.Client | None = None
         self._async: PerLoop[httpx.AsyncClient] = PerLoop(self._new_async, lambda c: c.aclose())
@@ -144,13 +163,33 @@ class OpenAICompatProvider(Embedder, Generator):
         return {"Authorization": f"Bearer {key}"}
 
     def _new_async(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self._base, headers=self._headers(), timeout=self.config.timeout)
+        return httpx.AsyncClient(headers=self._headers(), timeout=self.config.timeout)
 
     def _client(self) -> httpx.Client:
         with self._lock:
             if self._sync is None:
-                self._sync = httpx.Client(base_url=self._base, headers=self._headers(), timeout=self.config.timeout)
+                self._sync = httpx.Client(headers=self._headers(), timeout=self.config.timeout)
             return self._sync
+
+    def _sync_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request on the best replica, failing over to the others (see :mod:`matcha.models.endpoints`)."""
+        client = self._client()
+        last: Exception | None = None
+        for ep in self._pool.order():
+            self._pool.enter(ep)
+            ok: bool | None = None
+            try:
+                data = _check(client.request(method, ep.url + path, json=body))
+                ok = True
+                return data
+            except (httpx.TransportError, _StatusError) as exc:
+                if isinstance(exc, _StatusError) and exc.status not in FAILOVER_STATUS:
+                    raise
+                ok, last = False, exc
+            finally:
+                self._pool.leave(ep, ok)
+        assert last is not None
+        raise last
 
     def _translate(self, exc: Exception, what: str) -> ModelError:
         where = mask(self._base)
@@ -177,9 +216,9 @@ class OpenAICompatProvider(Embedder, Generator):
 
     def load(self) -> None:
         """Check that the server answers and accepts the credentials (``GET /models``)."""
-        client = self._client()
+        self._client()  # a missing API key is said as such, before any request
         try:
-            retry(lambda: _check(client.get("/models")), _should_retry, self._backoff)
+            retry(lambda: self._sync_call("GET", "/models"), _should_retry, self._backoff)
         except Exception as exc:
             raise self._translate(exc, "listing models") from exc
 
@@ -209,7 +248,24 @@ class OpenAICompatProvider(Embedder, Generator):
         client = self._async.get()
 
         async def call() -> Any:
-            return _check(await client.post(path, json=body))
+            first = await self._pool.pick()
+            last: Exception | None = None
+            for ep in [first, *(e for e in self._pool.order() if e is not first)]:
+                async with ep.semaphore():
+                    self._pool.enter(ep)
+                    ok: bool | None = None
+                    try:
+                        data = _check(await client.post(ep.url + path, json=body))
+                        ok = True
+                        return data
+                    except (httpx.TransportError, _StatusError) as exc:
+                        if isinstance(exc, _StatusError) and exc.status not in FAILOVER_STATUS:
+                            raise
+                        ok, last = False, exc  # this replica, not this request: try the next one
+                    finally:
+                        self._pool.leave(ep, ok)
+            assert last is not None
+            raise last
 
         return await aretry(call, _should_retry, self._backoff)
 
@@ -261,10 +317,10 @@ class OpenAICompatProvider(Embedder, Generator):
         self.json_mode = "json_schema"
         return data
 
-    def _embed_batch(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
+    def _embed_batch(self, batch: list[str]) -> np.ndarray:
         body = {"model": self.config.model, "input": batch}
         try:
-            data = retry(lambda: _check(client.post("/embeddings", json=body)), _should_retry, self._backoff)
+            data = retry(lambda: self._sync_call("POST", "/embeddings", body), _should_retry, self._backoff)
             rows = sorted(data["data"], key=lambda row: row.get("index", 0))
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as exc:
@@ -276,9 +332,9 @@ class OpenAICompatProvider(Embedder, Generator):
         return vectors
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        client = self._client()
+        self._client()
         size = self.config.embed_batch_size
-        parts = [self._embed_batch(client, list(texts[i : i + size])) for i in range(0, len(texts), size)]
+        parts = [self._embed_batch(list(texts[i : i + size])) for i in range(0, len(texts), size)]
         if not parts:
             return np.zeros((0, 0), dtype=np.float32)
         out = np.concatenate(parts)
