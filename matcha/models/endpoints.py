@@ -14,7 +14,9 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,3 +91,50 @@ class Pool:
 
     def describe(self) -> str:
         return ", ".join(e.url for e in self.endpoints)
+
+
+T = TypeVar("T")
+
+
+def failover(pool: Pool, attempt: Callable[[Endpoint], T], replica_fault: Callable[[Exception], bool]) -> T:
+    """``attempt`` on the best replica, then on the next ones while the failure is the replica's
+    (``replica_fault``); any other failure is the request's and is raised at once."""
+    last: Exception | None = None
+    for ep in pool.order():
+        pool.enter(ep)
+        ok: bool | None = None
+        try:
+            result = attempt(ep)
+            ok = True
+            return result
+        except Exception as exc:
+            if not replica_fault(exc):
+                raise
+            ok, last = False, exc
+        finally:
+            pool.leave(ep, ok)
+    assert last is not None
+    raise last
+
+
+async def afailover(pool: Pool, attempt: Callable[[Endpoint], Awaitable[T]],
+                    replica_fault: Callable[[Exception], bool]) -> T:
+    """:func:`failover` in an event loop, each replica within its ``max_concurrency``."""
+    first = await pool.pick()
+    last: Exception | None = None
+    for ep in [first, *(e for e in pool.order() if e is not first)]:
+        async with ep.semaphore():
+            pool.enter(ep)
+            ok: bool | None = None
+            try:
+                result = await attempt(ep)
+                ok = True
+                return result
+            except Exception as exc:
+                if not replica_fault(exc):
+                    raise
+                ok, last = False, exc  # this replica, not this request: try the next one
+            finally:
+                pool.leave(ep, ok)
+    assert last is not None
+    raise last

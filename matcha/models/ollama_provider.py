@@ -25,6 +25,7 @@ from pydantic import Field
 
 from matcha.errors import ModelError, ModelUnavailable
 from matcha.models.base import PROVIDERS, Embedder, Generator, ProviderConfig
+from matcha.models.endpoints import FAILOVER_STATUS, Endpoint, EndpointConfig, Pool, afailover, failover
 from matcha.models.retry import (
     RETRY_STATUS,
     Backoff,
@@ -43,6 +44,10 @@ class OllamaConfig(ProviderConfig):
     provider: Literal["ollama"] = "ollama"
     model: str = Field(description="Ollama model, e.g. mistral, qwen2.5:7b, nomic-embed-text")
     host: str = Field("http://127.0.0.1:11434", description='Ollama server URL, e.g. "${env:OLLAMA_HOST}"')
+    endpoints: list[EndpointConfig] = Field(default_factory=list, description="replicas serving the model, instead "
+                                            "of `host`: [{url, max_concurrency}]; requests spread, with failover "
+                                            "(a replica whose queue is full, HTTP 503, is passed over)")
+    failover_seconds: float = Field(30.0, ge=0, le=3600, description="how long a failing replica is set aside")
     mode: Literal["chat", "generate"] = Field("chat", description="chat (/api/chat) or generate (/api/generate)")
     keep_alive: str = Field("30m", description="how long Ollama keeps the model loaded; sent with every request")
     options: dict[str, Any] = Field(default_factory=dict, description="Ollama options: temperature, num_ctx, seed, ...")
@@ -50,6 +55,20 @@ class OllamaConfig(ProviderConfig):
     max_retries: int = Field(5, ge=0, description="retries of 503/429/502/504, timeouts and connection errors")
     retry_backoff: float = Field(0.5, ge=0, description="first retry delay bound in seconds (exponential, full jitter)")
     embed_batch_size: int = Field(64, ge=1, description="texts per /api/embed call")
+
+
+async def _close_all(clients: dict[str, Any]) -> None:
+    for client in clients.values():
+        await client.close()
+
+
+def _replica_fault(exc: Exception) -> bool:
+    """A failure of the replica (try another one): refused, timed out, queue full (503), overloaded."""
+    import ollama
+
+    if isinstance(exc, ollama.ResponseError):
+        return exc.status_code in FAILOVER_STATUS
+    return isinstance(exc, ConnectionError | httpx.TransportError)
 
 
 def _should_retry(exc: BaseException) -> RetryDecision:
@@ -76,14 +95,18 @@ class OllamaProvider(Embedder, Generator):
         "max_retries",
         "retry_backoff",
         "embed_batch_size",
+        "endpoints",  # replicas of one model: adding one must not make cached answers unusable
+        "failover_seconds",
     }
 
     def __init__(self, name: str, config: OllamaConfig):
         super().__init__(name, config)
         self._backoff = Backoff(config.max_retries, config.retry_backoff)
-        self._sync: Any = None
+        replicas = [(e.url, e.max_concurrency) for e in config.endpoints] or [(config.host, 1024)]
+        self._pool = Pool(replicas, config.failover_seconds)
+        self._sync: dict[str, Any] = {}
         self._sync_lock = threading.Lock()
-        self._async: PerLoop[Any] = PerLoop(self._new_async_client, lambda client: client.close())
+        self._async: PerLoop[dict[str, Any]] = PerLoop(self._new_async_clients, _close_all)
 
     def _import(self) -> Any:
         try:
@@ -92,19 +115,27 @@ class OllamaProvider(Embedder, Generator):
             raise ModelUnavailable("The 'ollama' client package is not installed", "pip install ollama") from exc
         return ollama
 
-    def _new_async_client(self) -> Any:
-        return self._import().AsyncClient(host=self.config.host, timeout=self.config.timeout)
+    def _new_async_clients(self) -> dict[str, Any]:
+        ollama = self._import()
+        return {ep.url: ollama.AsyncClient(host=ep.url, timeout=self.config.timeout) for ep in self._pool.endpoints}
 
-    def _client(self) -> Any:
+    def _client(self, url: str | None = None) -> Any:
         with self._sync_lock:
-            if self._sync is None:
-                self._sync = self._import().Client(host=self.config.host, timeout=self.config.timeout)
-            return self._sync
+            if not self._sync:
+                ollama = self._import()
+                self._sync = {ep.url: ollama.Client(host=ep.url, timeout=self.config.timeout)
+                              for ep in self._pool.endpoints}
+            return self._sync[url or self._pool.endpoints[0].url]
+
+    def _on_replicas(self, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` on the best replica, failing over (see :mod:`matcha.models.endpoints`)."""
+        self._client()
+        return failover(self._pool, lambda ep: fn(self._client(ep.url)), _replica_fault)
 
     def _translate(self, exc: Exception, what: str) -> ModelError:
         """Turn a client error (after retries) into Matcha's error with a fix hint."""
         ollama = self._import()
-        model, host = self.config.model, mask(self.config.host)
+        model, host = self.config.model, mask(self._pool.describe())
         if isinstance(exc, ollama.ResponseError):
             detail = mask(str(exc.error))
             if exc.status_code == 404:
@@ -127,8 +158,8 @@ class OllamaProvider(Embedder, Generator):
 
     def load(self) -> None:
         """Check that the server answers and has the model (``/api/show``; no weights are loaded)."""
-        client = self._client()
-        self._call(lambda: client.show(self.config.model), "model lookup")
+        self._client()
+        self._call(lambda: self._on_replicas(lambda c: c.show(self.config.model)), "model lookup")
 
     def _options(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
         options = dict(self.config.options)
@@ -148,7 +179,7 @@ class OllamaProvider(Embedder, Generator):
         temperature: float | None = None,
         stop: list[str] | None = None,
     ) -> str:
-        client = self._async.get()
+        clients = self._async.get()
         if schema is not None:
             prompt += schema_instruction(schema)
         common: dict[str, Any] = {
@@ -158,7 +189,8 @@ class OllamaProvider(Embedder, Generator):
             "keep_alive": self.config.keep_alive,
         }
 
-        async def call() -> str:
+        async def attempt(ep: Endpoint) -> str:
+            client = clients[ep.url]
             if self.config.mode == "chat":
                 messages = [{"role": "system", "content": system}] if system else []
                 messages.append({"role": "user", "content": prompt})
@@ -167,19 +199,24 @@ class OllamaProvider(Embedder, Generator):
             gen = await client.generate(prompt=prompt, system=system, **common)
             return str(gen.response or "")
 
+        async def call() -> str:
+            return await afailover(self._pool, attempt, _replica_fault)
+
         try:
             return await aretry(call, _should_retry, self._backoff)
         except Exception as exc:
             raise self._translate(exc, "generation") from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        client = self._client()
+        self._client()
         size = self.config.embed_batch_size
         parts: list[np.ndarray] = []
         for start in range(0, len(texts), size):
             batch = list(texts[start : start + size])
-            call = partial(client.embed, model=self.config.model, input=batch, keep_alive=self.config.keep_alive)
-            response = self._call(call, "embedding")
+            def embed_on(client: Any, batch: list[str] = batch) -> Any:
+                return client.embed(model=self.config.model, input=batch, keep_alive=self.config.keep_alive)
+
+            response = self._call(partial(self._on_replicas, embed_on), "embedding")
             vectors = np.asarray(response.embeddings, dtype=np.float32)
             if vectors.shape[0] != len(batch):
                 raise ModelError(f"Ollama returned {vectors.shape[0]} embeddings for {len(batch)} texts")
@@ -198,6 +235,6 @@ class OllamaProvider(Embedder, Generator):
     def close(self) -> None:
         self._async.close()
         with self._sync_lock:
-            if self._sync is not None:
-                self._sync.close()
-                self._sync = None
+            for client in self._sync.values():
+                client.close()
+            self._sync = {}

@@ -40,7 +40,7 @@ from pydantic import Field, model_validator
 
 from matcha.errors import ModelError, ModelUnavailable
 from matcha.models.base import PROVIDERS, Embedder, Generator, ProviderConfig
-from matcha.models.endpoints import FAILOVER_STATUS, EndpointConfig, Pool
+from matcha.models.endpoints import FAILOVER_STATUS, Endpoint, EndpointConfig, Pool, afailover, failover
 from matcha.models.retry import (
     RETRY_STATUS,
     Backoff,
@@ -102,6 +102,11 @@ def _should_retry(exc: BaseException) -> RetryDecision:
     if isinstance(exc, _StatusError):
         return exc.retry_after if exc.status in RETRY_STATUS else None
     return 0.0 if isinstance(exc, httpx.TransportError) else None
+
+
+def _replica_fault(exc: Exception) -> bool:
+    """A failure of the replica (try another one), not of the request."""
+    return isinstance(exc, httpx.TransportError) or (isinstance(exc, _StatusError) and exc.status in FAILOVER_STATUS)
 
 
 def _check(resp: httpx.Response) -> Any:
@@ -174,22 +179,7 @@ class OpenAICompatProvider(Embedder, Generator):
     def _sync_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One request on the best replica, failing over to the others (see :mod:`matcha.models.endpoints`)."""
         client = self._client()
-        last: Exception | None = None
-        for ep in self._pool.order():
-            self._pool.enter(ep)
-            ok: bool | None = None
-            try:
-                data = _check(client.request(method, ep.url + path, json=body))
-                ok = True
-                return data
-            except (httpx.TransportError, _StatusError) as exc:
-                if isinstance(exc, _StatusError) and exc.status not in FAILOVER_STATUS:
-                    raise
-                ok, last = False, exc
-            finally:
-                self._pool.leave(ep, ok)
-        assert last is not None
-        raise last
+        return failover(self._pool, lambda ep: _check(client.request(method, ep.url + path, json=body)), _replica_fault)
 
     def _translate(self, exc: Exception, what: str) -> ModelError:
         where = mask(self._base)
@@ -248,24 +238,10 @@ class OpenAICompatProvider(Embedder, Generator):
         client = self._async.get()
 
         async def call() -> Any:
-            first = await self._pool.pick()
-            last: Exception | None = None
-            for ep in [first, *(e for e in self._pool.order() if e is not first)]:
-                async with ep.semaphore():
-                    self._pool.enter(ep)
-                    ok: bool | None = None
-                    try:
-                        data = _check(await client.post(ep.url + path, json=body))
-                        ok = True
-                        return data
-                    except (httpx.TransportError, _StatusError) as exc:
-                        if isinstance(exc, _StatusError) and exc.status not in FAILOVER_STATUS:
-                            raise
-                        ok, last = False, exc  # this replica, not this request: try the next one
-                    finally:
-                        self._pool.leave(ep, ok)
-            assert last is not None
-            raise last
+            async def attempt(ep: Endpoint) -> Any:
+                return _check(await client.post(ep.url + path, json=body))
+
+            return await afailover(self._pool, attempt, _replica_fault)
 
         return await aretry(call, _should_retry, self._backoff)
 

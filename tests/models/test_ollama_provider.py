@@ -212,7 +212,7 @@ def test_usable_from_successive_event_loops(httpx_mock: HTTPXMock) -> None:
 
     async def go(prompt: str) -> str:
         text = await provider.agenerate(prompt)
-        clients.append(provider._async.get())
+        clients.append(next(iter(provider._async.get().values())))  # the client of the one replica
         return text
 
     assert asyncio.run(go("a")) == "one"
@@ -250,4 +250,21 @@ def test_live_ollama(sentiment_schema: dict[str, Any]) -> None:
     assert json.loads(text)["label"] in {"positive", "negative"}
     [row] = check_models({"live": provider})
     assert row.ok, row.error
+    provider.close()
+
+
+@pytest.mark.unit
+def test_a_replica_with_a_full_queue_is_passed_over(httpx_mock: HTTPXMock) -> None:
+    a, b = "http://gpu-1:11434", "http://gpu-2:11434"
+    provider = make(endpoints=[{"url": a, "max_concurrency": 1}, {"url": b, "max_concurrency": 1}],
+                    failover_seconds=60)
+    httpx_mock.add_response(url=f"{a}/api/chat", status_code=503, json={"error": "server busy"},
+                            is_optional=True, is_reusable=True)
+    httpx_mock.add_response(url=f"{b}/api/chat", json=chat_answer("from b"), is_reusable=True)
+    assert [generate(provider) for _ in range(3)] == ["from b"] * 3  # none failed: the busy replica was passed over
+    hits_a = [r for r in httpx_mock.get_requests() if r.url.host == "gpu-1"]
+    assert len(hits_a) <= 1  # once found busy, it is set aside (failover_seconds), not asked again each time
+    assert provider._pool.endpoints[0].down_until > 0 or not hits_a
+    assert OllamaProvider("x", OllamaConfig(model="m", endpoints=[{"url": a}, {"url": b}])).fingerprint == \
+        OllamaProvider("x", OllamaConfig(model="m", host=a)).fingerprint  # replicas do not void the cache
     provider.close()
