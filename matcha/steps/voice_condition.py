@@ -11,12 +11,11 @@ import structlog
 from matcha.connectors.qdrant.store import VectorConnector
 from matcha.models.base import Embedder
 from matcha.steps.base import StepContext
+from matcha.steps.embed import DEFAULT_EMBEDDER
 from matcha.steps.modelcalls import embed_cached
 from matcha.steps.voice_profile import load_voice
 
 log = structlog.get_logger("matcha.step")
-
-DEFAULT_EMBEDDER = "default-embedder"
 
 
 class Conditioning:

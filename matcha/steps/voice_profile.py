@@ -34,6 +34,7 @@ from matcha.steps.base import (
     StepContext,
     register_step,
 )
+from matcha.steps.embed import DEFAULT_EMBEDDER
 from matcha.steps.vector_index import COLLECTION
 from matcha.voice import Voice
 
@@ -58,7 +59,7 @@ class VoiceProfileConfig(StepConfig):
     connector: str | None = Field(None, description="A vectors connection (kind: qdrant) where the exemplar "
                                   "passages are indexed for `generate` to retrieve.")
     collection: str = Field("voice", pattern=COLLECTION, description="Collection of the exemplars.")
-    embed_model: str = Field("default-embedder", description="Embedding model for the exemplars and the topics "
+    embed_model: str = Field(DEFAULT_EMBEDDER, description="Embedding model for the exemplars and the topics "
                              "`generate` looks them up with.")
 
 
