@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import postgres
 import pytest
 from support import Cli, write
 
@@ -78,3 +80,21 @@ def cli(project: Path) -> Cli:
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for the session (Debian's packages; CI installs them and must run these tests)."""
+    if not postgres.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run installs Debian's postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres.server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    return postgres.new_database(pg_server)
+

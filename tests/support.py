@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 import threading
@@ -142,3 +143,9 @@ IN_VOICE = ("Meet our new oolong. We roast it slowly, in small batches, right he
 CORPORATE = ("Our organisation hereby announces the commercial availability of a premium beverage product, which, "
              "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
              "authorised retail channels; consumers are advised to consult the packaging documentation.")
+
+
+def store_location(path: Path) -> Path | str:
+    """Where a test's run store is: ``path`` (SQLite), or the PostgreSQL database the contract suite
+    chose for this test (``MATCHA_DATABASE_URL``)."""
+    return os.environ.get("MATCHA_DATABASE_URL") or path

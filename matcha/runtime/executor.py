@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypedDict
 import structlog
 
 from matcha.connectors.base import Connector, Source
-from matcha.errors import ConnectorError
+from matcha.errors import ConnectorError, RunError
 from matcha.models.base import Provider
 from matcha.runtime.batches import Chain, Feed, run_chain, upstream_view
 from matcha.runtime.ingest import ingest
@@ -281,10 +281,38 @@ def _step_node(ps: PlannedStep, runner_for: Callable[[str], Runner],
     return node
 
 
-def open_checkpointer(path: Path) -> Any:
+def open_checkpointer(path: Path | str) -> Any:
+    """LangGraph's saver on the run store's database: SQLite (a file) or PostgreSQL (a URL)."""
+    if isinstance(path, str):
+        return _postgres_saver(path)
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     return SqliteSaver(conn)
+
+
+_PG_READY: set[str] = set()
+
+
+def _postgres_saver(url: str) -> Any:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    from matcha.runtime.sql import lock_key, redact
+
+    try:
+        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise RunError(f"cannot connect to {redact(url)} for checkpoints: {str(exc).strip().splitlines()[0]}") from None
+    saver = PostgresSaver(conn)  # type: ignore[arg-type]
+    if url not in _PG_READY:  # create or migrate its tables once per process, one process at a time
+        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key("checkpoints-setup"),))
+        try:
+            saver.setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key("checkpoints-setup"),))
+        _PG_READY.add(url)
+    return saver

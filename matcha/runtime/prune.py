@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matcha.runtime.store import RunRow
@@ -46,12 +47,13 @@ def prune(ws: Workspace, *, older_than_days: int | None, keep: int | None, dry_r
         shutil.rmtree(ws.home / "runs" / row.run_id, ignore_errors=True)
     _delete_checkpoints(ws, [r.run_id for r in chosen])
     remaining = [r for r in runs if r not in chosen]
-    report["cache_entries"] = _prune_cache(store._conn(), min((r.created_at for r in remaining), default=None))
+    report["cache_entries"] = _prune_cache(store._conn(), min((r.created_at for r in remaining), default=None),
+                                           store.dialect)
     return report
 
 
 def _delete_checkpoints(ws: Workspace, run_ids: list[str]) -> None:
-    if not run_ids or not ws.checkpoints.exists():
+    if not run_ids or (isinstance(ws.checkpoints, Path) and not ws.checkpoints.exists()):
         return
     from matcha.runtime.executor import open_checkpointer
 
@@ -63,15 +65,20 @@ def _delete_checkpoints(ws: Workspace, run_ids: list[str]) -> None:
         saver.conn.close()
 
 
-def _prune_cache(db: sqlite3.Connection, oldest_kept: float | None) -> int:
+def _prune_cache(db: sqlite3.Connection, oldest_kept: float | None, dialect: str = "sqlite") -> int:
     """Delete vectors no remaining row refers to and generations older than every remaining run."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY) WITHOUT ROWID")
         db.execute("DELETE FROM used")
         # vector references live in the rows of embed steps: {"model", "dim", "key": "emb:..."}
-        db.execute("INSERT OR IGNORE INTO used SELECT t.value FROM parts, json_tree(parts.data) AS t "
-                   "WHERE parts.data LIKE '%emb:%' AND t.key = 'key' AND t.value LIKE 'emb:%'")
+        if dialect == "sqlite":
+            db.execute("INSERT OR IGNORE INTO used SELECT t.value FROM parts, json_tree(parts.data) AS t "
+                       "WHERE parts.data LIKE '%emb:%' AND t.key = 'key' AND t.value LIKE 'emb:%'")
+        else:  # the same references found in the parts' JSON text
+            db.execute("INSERT OR IGNORE INTO used SELECT m[1] FROM parts, "
+                       "regexp_matches(parts.data, '\"key\": *\"(emb:[^\"]+)\"', 'g') AS m "
+                       "WHERE parts.data LIKE '%emb:%'")
         n = db.execute("DELETE FROM cache WHERE key LIKE 'emb:%' AND key NOT IN (SELECT key FROM used)").rowcount
         n += db.execute("DELETE FROM vector_keys WHERE key NOT IN (SELECT key FROM used)").rowcount
         # a block goes with its last vector (one that still holds a used vector stays whole)

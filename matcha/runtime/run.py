@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import getpass
 import json
@@ -19,6 +18,7 @@ from typing import Any
 import structlog
 
 from matcha.errors import ApprovalError, MatchaError, RunError
+from matcha.runtime.sql import RunLock, is_url
 from matcha.runtime.store import Artifact, RunRow, RunStore, StepCounts, sha256_bytes, sha256_text
 from matcha.secrets import mask
 from matcha.spec.graph import SOURCE
@@ -38,21 +38,33 @@ def check_run_id(run_id: str) -> str:
 
 
 class Workspace:
-    """The state folder (``.matcha/`` in the current directory, or ``$MATCHA_HOME``)."""
+    """The state folder (``.matcha/`` in the current directory, or ``$MATCHA_HOME``) and the
+    database of runs and checkpoints: SQLite files in that folder, or the PostgreSQL database
+    ``$MATCHA_DATABASE_URL`` names (then several workers on several machines share the runs; the
+    folder keeps artifacts and quarantine files, so give them a shared volume)."""
 
-    def __init__(self, home: str | Path | None = None):
+    def __init__(self, home: str | Path | None = None, database_url: str | None = None):
         self.home = Path(home or os.environ.get("MATCHA_HOME") or Path.cwd() / ".matcha").resolve()
+        url = database_url or os.environ.get("MATCHA_DATABASE_URL") or None
+        if url is not None and not is_url(url):
+            raise RunError("MATCHA_DATABASE_URL must be a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL "
+                           "(unset it to keep runs in SQLite under MATCHA_HOME)")
+        self.database_url = url
         self._store: RunStore | None = None
 
     @property
     def store(self) -> RunStore:
         if self._store is None:
-            self._store = RunStore(self.home / "runs.db")
+            self._store = RunStore(self.database_url or self.home / "runs.db")
         return self._store
 
     @property
-    def checkpoints(self) -> Path:
-        return self.home / "checkpoints.db"
+    def checkpoints(self) -> Path | str:
+        """Where LangGraph's checkpoints are: a SQLite file, or the PostgreSQL URL."""
+        return self.database_url or self.home / "checkpoints.db"
+
+    def run_lock(self, run_id: str) -> RunLock:
+        return self.store.run_lock(run_id, self.run_dir(run_id))
 
     def run_dir(self, run_id: str) -> Path:
         return self.home / "runs" / check_run_id(run_id)
@@ -174,16 +186,7 @@ class Run:
     @property
     def active(self) -> bool:
         """True while some process is executing this run (holds its lock)."""
-        lock = self._ws.run_dir(self.id) / "lock"
-        if not lock.exists():
-            return False
-        with open(lock) as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+        return self._ws.run_lock(self.id).held_elsewhere()
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description: what ``--json`` prints."""
@@ -373,14 +376,13 @@ class Run:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        d = self._ws.run_dir(self.id)
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / "lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunError(f"run {self.id} is being executed by another process; wait for it to finish") from None
+        lock = self._ws.run_lock(self.id)
+        if not lock.acquire():
+            raise RunError(f"run {self.id} is being executed by another process; wait for it to finish")
+        try:
             yield
+        finally:
+            lock.release()
 
     def _write_quarantine(self) -> None:
         rows = self._ws.store.quarantined(self.id)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from support import store_location
 
 from matcha.connectors.base import SourceRow
 from matcha.connectors.files import CsvSource, JsonlSource
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[RunStore]:
-    s = RunStore(tmp_path / "runs.db")
+    s = RunStore(store_location(tmp_path / "runs.db"))
     yield s
     s.close()
 
@@ -89,15 +90,14 @@ def test_reingest_after_a_crash_writes_the_same_rows(
 ) -> None:
     monkeypatch.setattr(ingest_module, "CHUNK", 2)
     rows = csv_rows(tmp_path, MADE_UP_FIRST + ",again no id\nline-3~2,real suffix\n")
-    clean = RunStore(tmp_path / "clean.db")
-    ingest(clean, "r", rows, "id")
-    crashed = RunStore(tmp_path / "crashed.db")
+    crashed = clean = RunStore(store_location(tmp_path / "runs.db"))  # two runs of one store
+    ingest(clean, "clean", rows, "id")
     ingest(crashed, "r", rows, "id", limit=crash_after)  # what a crash after that row leaves behind
     ingest(crashed, "r", rows, "id")  # the resume
-    assert rows_of(crashed) == rows_of(clean)
+    assert rows_of(crashed) == rows_of(clean, "clean")
     assert_counts_add_up(crashed, len(rows))
     ingest(crashed, "r", rows, "id")  # and once more: idempotent
-    assert rows_of(crashed) == rows_of(clean)
+    assert rows_of(crashed) == rows_of(clean, "clean")
     clean.close()
     crashed.close()
 

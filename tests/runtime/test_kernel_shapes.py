@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import store_location
 
 from matcha import Pipeline
 from matcha.errors import RunError
@@ -140,7 +141,7 @@ def test_a_resumed_dataset_step_reuses_what_it_learned(numbers: Path) -> None:
 
 def test_the_store_keeps_only_what_each_step_changed(numbers: Path) -> None:
     run = Pipeline.from_yaml(PIPELINE, base_dir=numbers).run(run_id="small")
-    store = RunStore(numbers / ".matcha" / "runs.db")
+    store = RunStore(store_location(numbers / ".matcha" / "runs.db"))
     rows = list(store.step_rows("small", "centre"))
     store.close()
     assert len(rows) == 10 and all(data.keys() == {"above"} for _rid, _seq, _st, _why, data, _g, _l in rows)

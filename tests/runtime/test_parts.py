@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import store_location
 
 from matcha.runtime.store import SOURCE_STEP, RunStore
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[RunStore]:
-    s = RunStore(tmp_path / "runs.db")
+    s = RunStore(store_location(tmp_path / "runs.db"))
     s.create_run("r", "t", "p.yaml", str(tmp_path), "", {})
     yield s
     s.close()
@@ -73,6 +74,7 @@ def test_a_pass_that_names_its_fields_skips_the_steps_that_wrote_none_of_them(st
     assert only[2][2] == {"vec": [2], "id": "c2"}
 
 
+@pytest.mark.sqlite_only
 def test_a_store_written_before_parts_is_moved_to_parts_once(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     RunStore(path).close()
@@ -192,7 +194,7 @@ def test_columns_read_what_records_read_with_typed_and_removed_fields(store: Run
         want = [r.get(f) for r in records]
         assert json.dumps(got[f]) == json.dumps(want), f
         assert [type(v) for v in got[f]] == [type(v) for v in want], f
-    raw = sqlite3.connect(store.path).execute("SELECT data FROM parts WHERE step != 1 LIMIT 1").fetchone()[0]
+    raw = store._conn().execute("SELECT data FROM parts WHERE step != 1 LIMIT 1").fetchone()[0]
     assert '"f8:' in raw and '"b1:' in raw and '"i8:' in raw  # the number columns were stored as machine values
 
 

@@ -56,7 +56,7 @@ def _save_step() -> Any:
 
 
 def _db(project: Path) -> sqlite3.Connection:
-    return sqlite3.connect(project / ".matcha" / "runs.db")
+    return Workspace(project / ".matcha").store._conn()  # SQLite or PostgreSQL, as the suite chose
 
 
 def _vector_keys(project: Path) -> set[str]:

@@ -89,6 +89,7 @@ def test_publish_sends_only_reviewed_content(project: Path, cli: Cli, monkeypatc
         assert rec["customer"] == f"{rec['id']}-customer" and "smuggled" not in json.dumps(rec)
 
 
+@pytest.mark.sqlite_only  # forges rows with SQLite's JSON functions
 def test_tampered_decisions_are_not_published(project: Path, cli: Cli) -> None:
     write(project / "pipelines" / "t.yaml", """
         name: t
