@@ -59,13 +59,14 @@ class Pipeline:
 
     def run(self, records: Iterable[dict[str, Any]] | None = None, *, source: str | Path | None = None,
             run_id: str | None = None, progress: Any = None, encoding: str = "utf-8",
-            delimiter: str | None = None) -> Run:
+            delimiter: str | None = None, queue: bool = False) -> Run:
         """Start a run over ``records`` (dicts with an ``id``), a CSV/JSONL file ``source`` (read with
         ``encoding``; CSV fields split on ``delimiter``, default ','), or the pipeline's own ``source:``. Returns
-        when the run succeeds, fails or waits for approval."""
+        when the run succeeds, fails or waits for approval; with ``queue``, at once (status ``queued``):
+        a ``matcha worker`` drives it."""
         return start_run(self._plan, Workspace(self._home), records=records,
                          input_path=str(source) if source else None, run_id=run_id, progress=progress,
-                         encoding=encoding, delimiter=delimiter)
+                         encoding=encoding, delimiter=delimiter, queue=queue)
 
     def mermaid(self) -> str:
         """The step graph as Mermaid text."""

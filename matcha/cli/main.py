@@ -128,15 +128,49 @@ def run(
     run_id: str | None = typer.Option(None, "--run-id",
                                       help="Choose the run id (letters, digits, '.', '_', '-'; default: time + "
                                            "random)."),
+    queue: bool = typer.Option(False, "--queue", help="Only queue the run (status queued): a `matcha worker` "
+                                                      "drives it."),
     as_json: bool = JSON,
 ) -> None:
     """Run a pipeline until it finishes, fails or pauses for approval."""
     from matcha.pipeline import Pipeline
 
     p = Pipeline.load(pipeline, home=_state["home"])
-    with render.progress(not as_json) as progress:
-        r = p.run(source=input, run_id=run_id, progress=progress, encoding=encoding, delimiter=delimiter)
+    with render.progress(not as_json and not queue) as progress:
+        r = p.run(source=input, run_id=run_id, progress=progress, encoding=encoding, delimiter=delimiter,
+                  queue=queue)
     _finish(r, as_json)
+
+
+@app.command()
+@handled
+def worker(
+    interval: float = typer.Option(30.0, "--interval", min=0.1, help="Seconds between looks at the run store."),
+    grace: float = typer.Option(30.0, "--grace", min=0.0,
+                                help="A run marked running is taken over once no process has held it this long."),
+    once: bool = typer.Option(False, "--once", help="Drive what waits now, then exit."),
+    as_json: bool = JSON,
+) -> None:
+    """Drive queued runs, runs whose process died, and runs whose items are all decided (several
+    workers may share one run store; each run is driven by one of them at a time)."""
+    import signal
+
+    from matcha.runtime.run import Workspace
+    from matcha.runtime.worker import work, work_once
+
+    ws = Workspace(_state["home"])
+    if once:
+        driven = work_once(ws, grace)
+        if as_json:
+            render.emit_json({"driven": driven})
+        else:
+            render.out.print(f"drove {len(driven)} run(s): {', '.join(driven) or 'none'}")
+        return
+    stopping: list[int] = []
+    # SIGTERM (docker stop, systemd) ends the loop after the run in progress; a run cut short by a
+    # SIGKILL later is taken over by another worker from its last checkpoint
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    work(ws, interval=interval, grace=grace, stop=lambda: bool(stopping))
 
 
 @app.command()

@@ -144,3 +144,5 @@ def run_summary(summary: dict[str, Any]) -> None:
         out.print(f"no process is executing this run (it was interrupted): matcha resume {summary['run_id']}")
     elif summary["status"] == "failed":
         out.print(f"fix the cause, then: matcha resume {summary['run_id']}")
+    elif summary["status"] == "queued":
+        out.print(f"queued: a `matcha worker` will drive it (or now: matcha resume {summary['run_id']})")

@@ -33,7 +33,7 @@ def prune(ws: Workspace, *, older_than_days: int | None, keep: int | None, dry_r
         old = (cutoff is not None and row.created_at < cutoff) or (keep is not None and i >= keep)
         if not old:
             continue
-        if row.status == "waiting_for_approval" or (row.status == "running" and Run(ws, row).active):
+        if row.status in ("waiting_for_approval", "queued") or (row.status == "running" and Run(ws, row).active):
             waiting += 1
             continue
         chosen.append(row)

@@ -453,7 +453,7 @@ class Run:
 
 def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | None = None,
               input_path: str | None = None, run_id: str | None = None, progress: Any = None,
-              encoding: str = "utf-8", delimiter: str | None = None) -> Run:
+              encoding: str = "utf-8", delimiter: str | None = None, queue: bool = False) -> Run:
     from matcha.runtime.ingest import ingest, records_as_rows
 
     if records is None and input_path is None and plan.spec.source is None:
@@ -471,13 +471,17 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
             params["input_delimiter"] = _delimiter(delimiter)
     if records is not None:
         params["records_ingested"] = True
-    ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params)
+    ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params,
+                        status="queued" if queue else "running")
     if records is not None:
         spec = plan.spec.source
         ingest(ws.store, rid, records_as_rows(records), spec.id_field if spec else "id")
     row = ws.store.get_run(rid)
     assert row is not None
     run = Run(ws, row, plan)
+    if queue:
+        log.info("run queued", run=rid, pipeline=plan.spec.name)
+        return run
     log.info("run started", run=rid, pipeline=plan.spec.name)
     return run._drive({}, progress)
 

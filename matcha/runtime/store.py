@@ -216,13 +216,13 @@ class RunStore(ReviewTables):
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, run_id: str, name: str, pipeline_path: str, base_dir: str, spec_text: str,
-                   params: dict[str, Any]) -> None:
+                   params: dict[str, Any], status: str = "running") -> None:
         now = time.time()
         try:
             with self.tx() as db:
                 db.execute(
                     "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (run_id, name, pipeline_path, base_dir, spec_text, "running", None, now, now,
+                    (run_id, name, pipeline_path, base_dir, spec_text, status, None, now, now,
                      json.dumps(params)),
                 )
         except sqlite3.IntegrityError:  # another process created it between our check and this insert
