@@ -98,3 +98,39 @@ def pg_url(pg_server: str) -> str:
     """A fresh database on the session's PostgreSQL server."""
     return postgres.new_database(pg_server)
 
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Ray cluster on loopback for the session (`ray start --head`, 2 CPUs, no dashboard, no usage
+    statistics); its address is what RAY_ADDRESS would hold."""
+    import secrets
+    import socket
+    import tempfile
+
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.fail("Ray is not installed: pip install -e '.[dev]' brings it") if os.environ.get("CI") else \
+            pytest.skip("Ray is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    # token authentication, the token handed to the drivers the tests start (as an administrator
+    # would set RAY_AUTH_TOKEN on the machines that join the cluster)
+    auth = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
+    env = dict(os.environ)
+    subprocess.run([str(ray), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                   check=True, capture_output=True, env=env, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

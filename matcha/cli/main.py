@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 _state: dict[str, Any] = {"home": None}
 
 JSON = typer.Option(False, "--json", help="Print one JSON object (for scripts).")
+EXECUTOR = typer.Option(None, "--executor", help="Where model and script steps run: local or ray (overrides the "
+                                                 "pipeline's settings.executor; RAY_ADDRESS names the cluster).")
+
+
+def _use_executor(executor: str | None) -> None:
+    """``--executor``: passed on as ``$MATCHA_EXECUTOR`` (the processes and runs this one starts see it too)."""
+    if executor is not None:
+        from matcha.errors import RunError
+
+        if executor not in ("local", "ray"):
+            raise RunError(f"--executor {executor!r}: use local or ray")
+        os.environ["MATCHA_EXECUTOR"] = executor
+
+
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -130,10 +145,13 @@ def run(
                                            "random)."),
     queue: bool = typer.Option(False, "--queue", help="Only queue the run (status queued): a `matcha worker` "
                                                       "drives it."),
+    executor: str | None = EXECUTOR,
     as_json: bool = JSON,
 ) -> None:
     """Run a pipeline until it finishes, fails or pauses for approval."""
     from matcha.pipeline import Pipeline
+
+    _use_executor(executor)
 
     p = Pipeline.load(pipeline, home=_state["home"])
     with render.progress(not as_json and not queue) as progress:
@@ -149,6 +167,7 @@ def worker(
     grace: float = typer.Option(30.0, "--grace", min=0.0,
                                 help="A run marked running is taken over once no process has held it this long."),
     once: bool = typer.Option(False, "--once", help="Drive what waits now, then exit."),
+    executor: str | None = EXECUTOR,
     as_json: bool = JSON,
 ) -> None:
     """Drive queued runs, runs whose process died, and runs whose items are all decided (several
@@ -158,6 +177,7 @@ def worker(
     from matcha.runtime.run import Workspace
     from matcha.runtime.worker import work, work_once
 
+    _use_executor(executor)
     ws = Workspace(_state["home"])
     if once:
         driven = work_once(ws, grace)
@@ -175,8 +195,10 @@ def worker(
 
 @app.command()
 @handled
-def resume(run_id: str = typer.Argument(..., help="Run id."), as_json: bool = JSON) -> None:
+def resume(run_id: str = typer.Argument(..., help="Run id."), executor: str | None = EXECUTOR,
+           as_json: bool = JSON) -> None:
     """Continue a run from its last completed step (after a crash, a failure or approval)."""
+    _use_executor(executor)
     r = _open_run(run_id)
     with render.progress(not as_json) as progress:
         r = r.resume(progress=progress)

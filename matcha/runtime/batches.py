@@ -78,11 +78,60 @@ def drive(step: Step, ctx: StepContext, handler: Handler, when: When, *,
         ctx.progress(ctx.step_id, progressed, total)
 
 
+def drive_elsewhere(step: Step, ctx: StepContext, when: When,
+                    submit: Callable[[list[Record]], Callable[[], BatchOutcome]], window: int) -> None:
+    """:func:`drive` with the batches handled elsewhere (Ray actors): ``submit(batch)`` sends one out
+    and returns a function waiting for its outcome. Up to ``window`` batches are out at once; their
+    outcomes are written in input order, each as :func:`drive` writes it."""
+    store = ctx.store
+    total = store.count_input(ctx.run_id, ctx.needs)
+    progressed = store.count_rows(ctx.run_id, ctx.step_id)
+    ctx.progress(ctx.step_id, progressed, total)
+    out: deque[tuple[Prepared, Callable[[], BatchOutcome] | None]] = deque()
+
+    def finish() -> None:
+        nonlocal progressed
+        prepared, wait = out.popleft()
+        complete_rows(ctx, prepared, wait() if wait is not None else None)
+        progressed += len(prepared.rows)
+        ctx.progress(ctx.step_id, progressed, total)
+
+    for rows in input_batches(ctx, fields=_reads(step, when)):
+        if not rows:
+            continue
+        prepared = prepare_rows(step, when, rows)
+        out.append((prepared, submit(prepared.batch) if prepared.batch else None))
+        while len(out) >= window:
+            finish()
+    while out:
+        finish()
+
+
 def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows: list[tuple[str, int, Record]],
                 *, new: bool = False, collect: bool = False) -> list[tuple[str, int, Record]]:
     """One batch through ``handler``, its outcome written. With ``collect``, returns the records the
     step passed on, in seq order, exactly as a later read of the store gives them (the rows just
     written, decoded): the input of the next step of a chain."""
+    prepared = prepare_rows(step, when, rows, new=new)
+    result = handler(prepared.batch) if prepared.batch else None
+    return complete_rows(ctx, prepared, result, new=new, collect=collect)
+
+
+class Prepared:
+    """A batch made ready for a handler: what its records held before (to tell what the step
+    changed), the records failing ``when`` (dropped), and the ``batch`` to hand over."""
+
+    __slots__ = ("batch", "before", "flat", "ids", "outcome", "rows")
+
+    def __init__(self, rows: list[tuple[str, int, Record]], before: Logged | Before | None, outcome: BatchOutcome,
+                 batch: list[Record]):
+        self.rows, self.before, self.outcome, self.batch = rows, before, outcome, batch
+        self.ids = [r[0] for r in rows]
+        self.flat = getattr(rows, "flat", False)
+
+
+def prepare_rows(step: Step, when: When, rows: list[tuple[str, int, Record]], *, new: bool = False) -> Prepared:
+    """The first half of :func:`handle_rows`: everything before the handler runs."""
     ids = [r[0] for r in rows]
     recs = [r[2] for r in rows]
     for rec, rid in zip(recs, ids, strict=True):
@@ -103,14 +152,20 @@ def handle_rows(step: Step, ctx: StepContext, handler: Handler, when: When, rows
                 batch.append(rec)
             else:
                 outcome.dropped.append((rec, "condition `when` not met"))
-    if batch:
-        result = handler(batch)
-        check_ids(result, {r["id"] for r in batch}, ctx.step_id)
+    return Prepared(rows, before, outcome, batch)
+
+
+def complete_rows(ctx: StepContext, prepared: Prepared, result: BatchOutcome | None, *, new: bool = False,
+                  collect: bool = False) -> list[tuple[str, int, Record]]:
+    """The second half of :func:`handle_rows`: the handler's ``result`` checked and written."""
+    outcome = prepared.outcome
+    if result is not None:
+        check_ids(result, {r["id"] for r in prepared.batch}, ctx.step_id)
         outcome.out += result.out
         outcome.dropped += result.dropped
         outcome.quarantined += result.quarantined
-    seqs = dict(zip(ids, (r[1] for r in rows), strict=True))
-    passed = write_outcome(ctx, outcome, seqs, before, collect=collect, new=new, flat=getattr(rows, "flat", False))
+    seqs = dict(zip(prepared.ids, (r[1] for r in prepared.rows), strict=True))
+    passed = write_outcome(ctx, outcome, seqs, prepared.before, collect=collect, new=new, flat=prepared.flat)
     crash_point(f"batch.written:{ctx.step_id}")
     return passed
 

@@ -19,8 +19,9 @@ import structlog
 from matcha.connectors.base import Connector, Source
 from matcha.errors import ConnectorError, RunError
 from matcha.models.base import Provider
-from matcha.runtime.batches import Chain, Feed, run_chain, upstream_view
+from matcha.runtime.batches import Chain, Feed, drive_elsewhere, run_chain, upstream_view
 from matcha.runtime.ingest import ingest
+from matcha.runtime.remote import actors_for, executor_of, runs_remotely
 from matcha.runtime.store import RunStore
 from matcha.spec.graph import SOURCE
 from matcha.spec.load import Plan, PlannedStep
@@ -49,6 +50,10 @@ class Runner:
         self._artifact_dir = artifact_dir
         self._models: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        #: where portable batch steps run: "local" (here) or "ray" (see :mod:`matcha.runtime.remote`)
+        self.executor = executor_of(plan.spec.settings.executor)
+        if self.executor == "ray":
+            self.feed_chains = False  # each step runs its own pass, its batches on actors
 
     def model(self, name: str) -> Provider:
         with self._lock:
@@ -171,7 +176,11 @@ class Runner:
         ctx = self._context(ps)
         log.info("step started", run=self.run_id, step=sid, type=ps.step.spec.type)
         try:
-            ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
+            if self.executor == "ray" and runs_remotely(ps.step):
+                with actors_for(self, ps) as (submit, window):
+                    drive_elsewhere(ps.step, ctx, ps.when, submit, window)
+            else:
+                ps.step.execute(ctx, ps.when, ps.step.spec.on_error)
         except Exception as exc:
             # LangGraph's interrupt is an exception too: a paused approval step is waiting, not failed
             if not _is_interrupt(exc):
@@ -185,7 +194,10 @@ class Runner:
     def run_chain(self, chain: list[PlannedStep]) -> None:
         """Consecutive per-batch steps on each batch in turn (see :func:`batches.run_chain`); then the
         first step finishes as usual, and each later step's own node picks up what is left (nothing,
-        unless the run is resumed) and finishes it."""
+        unless the run is resumed) and finishes it. On Ray each step runs its own pass."""
+        if self.executor == "ray":
+            self.run_step(chain[0])
+            return
         for ps in chain:
             self.store.step_started(self.run_id, ps.id)
         log.info("steps started together", run=self.run_id, steps=[ps.id for ps in chain])

@@ -61,8 +61,21 @@ class StepSpec(BaseModel):
         return [v] if isinstance(v, str) else v
 
 
+class RaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(None, description="The Ray cluster to join (e.g. ray://head:10001 or HOST:6379); "
+                                "default: $RAY_ADDRESS, else a local cluster started by the run.")
+    actors: int | None = Field(None, ge=1, le=1024, description="Actors per step, each loading the step's model "
+                               "once; default: one per CPU of the cluster (at most 16).")
+    num_cpus: float = Field(1.0, gt=0, le=256, description="CPUs Ray reserves for each actor.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where the batches of model and script steps run: in this process (local), or on "
+        "Ray actors (ray; the run store, approval and publish stay here). $MATCHA_EXECUTOR or --executor overrides.")
+    ray: RaySettings = Field(default_factory=RaySettings, description="The Ray executor's cluster and actors.")
     batch_size: int = Field(256, ge=1, le=100_000, description="Records per batch handed to a step.")
     column_batch_size: int = Field(4096, ge=1, le=1_000_000, description="Records per batch of a pass that reads "
                                    "a few fields a column at a time (dataset steps: cluster, describe_segments, "

@@ -223,6 +223,10 @@ class Step:
     #: driver reads and writes columns, without a dict per record (a dataset pass over a million
     #: records). ``process`` still runs where records are needed (a ``when`` condition).
     columnar: ClassVar[bool] = False
+    #: its batches may run in another process or on another machine (a Ray actor that builds the
+    #: step from the pipeline and shares the run store): False for a step whose work needs a
+    #: resource only this process opens (an embedded vector engine)
+    portable: ClassVar[bool] = True
 
     def __init__(self, spec: StepSpec, config: Any):
         self.spec = spec

@@ -94,6 +94,7 @@ class SearchConfig(VectorStepConfig):
 
 
 class _VectorStep(Step):
+    portable = False  # Qdrant's embedded engine is opened by one process
     references: ClassVar[dict[str, str]] = {"connector": "connectors"}
     connector_role = "vectors"
 
