@@ -9,6 +9,11 @@ peak RSS, the store's size against the CSV's, and the ratios. Each side runs in 
 
     python benchmarks/orchestration_scale.py            # 1,000,000 records
     python benchmarks/orchestration_scale.py --n 100000
+    python benchmarks/orchestration_scale.py --n 100000 --postgres   # also on PostgreSQL
+
+With ``--postgres`` Matcha runs a second time with its run store and checkpoints in a throw-away
+PostgreSQL server on loopback (Debian's packages, as the tests start it; fsync off like the tests,
+so the figure is the store's work, not the disk's), and the ratio PostgreSQL / SQLite is printed.
 """
 
 from __future__ import annotations
@@ -69,6 +74,13 @@ def run_matcha(root: Path) -> dict[str, float]:
     run.raise_for_status()
     seconds = time.perf_counter() - t
     out = {s.step_id: s.out for s in run.steps()}
+    url = os.environ.get("MATCHA_DATABASE_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return {"seconds": seconds, "out": out["tidy"], "store_mb": (size[0] if size else 0) / 1e6}
     return {"seconds": seconds, "out": out["tidy"], "store_mb": (root / ".matcha" / "runs.db").stat().st_size / 1e6}
 
 
@@ -115,6 +127,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--child", choices=["matcha", "plain", "plain-kept"])
     ap.add_argument("--root", type=Path)
+    ap.add_argument("--postgres", action="store_true", help="also run Matcha with its store in PostgreSQL")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.root)
@@ -138,6 +151,27 @@ def main() -> None:
         print(f"ratio matcha / loop writing its result: {m['seconds'] / k['seconds']:.2f}x (target <= 3x); "
               f"matcha / loop keeping nothing: {m['seconds'] / p['seconds']:.2f}x; "
               f"store/CSV {m['store_mb'] / csv_mb:.2f}x (target <= 3x)")
+        if args.postgres:
+            pg = on_postgres(root)
+            assert pg["out"] == m["out"], (pg, m)
+            print(f"matcha run, PostgreSQL store  : {pg['seconds']:7.1f} s  peak RSS {pg['peak_rss_mb']:6.0f} MB  "
+                  f"database {pg['store_mb']:.0f} MB")
+            print(f"ratio PostgreSQL / SQLite store: {pg['seconds'] / m['seconds']:.2f}x "
+                  f"({m['out'] / pg['seconds']:,.0f} records/s through 4 steps)")
+
+
+def on_postgres(root: Path) -> dict[str, float]:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import shutil
+
+    import postgres  # type: ignore[import-not-found]  # the tests' throw-away server
+
+    shutil.rmtree(root / ".matcha", ignore_errors=True)
+    with postgres.server() as server:
+        env = {**os.environ, "MATCHA_LOG_LEVEL": "warning", "MATCHA_DATABASE_URL": postgres.new_database(server)}
+        out = subprocess.run([sys.executable, __file__, "--child", "matcha", "--root", str(root)],
+                             capture_output=True, text=True, check=True, env=env)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":
