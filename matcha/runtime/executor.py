@@ -51,7 +51,7 @@ class Runner:
         self._models: dict[str, Provider] = {}
         self._lock = threading.Lock()
         #: where portable batch steps run: "local" (here) or "ray" (see :mod:`matcha.runtime.remote`)
-        self.executor = executor_of(plan.spec.settings.executor)
+        self.executor = executor_of(params.get("executor") or plan.spec.settings.executor)
         if self.executor == "ray":
             self.feed_chains = False  # each step runs its own pass, its batches on actors
 
@@ -313,18 +313,18 @@ def _postgres_saver(url: str) -> Any:
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row
 
-    from matcha.runtime.sql import lock_key, redact
+    from matcha.runtime.sql import CONNECT_OPTIONS, lock_key, redact
 
     try:
-        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row, connect_timeout=10)
+        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row, **CONNECT_OPTIONS)
     except psycopg.Error as exc:
         raise RunError(f"cannot connect to {redact(url)} for checkpoints: {str(exc).strip().splitlines()[0]}") from None
     saver = PostgresSaver(conn)  # type: ignore[arg-type]
     if url not in _PG_READY:  # create or migrate its tables once per process, one process at a time
-        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key("checkpoints-setup"),))
+        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key("setup:checkpoints"),))
         try:
             saver.setup()
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key("checkpoints-setup"),))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key("setup:checkpoints"),))
         _PG_READY.add(url)
     return saver

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from matcha.spec.load import PlannedStep
 
 log = structlog.get_logger("matcha.ray")
+_CONNECTING = threading.Lock()
+#: seconds to wait for a step's actors to start (scheduled, model loaded) before saying why not
+ACTOR_START_TIMEOUT = float(os.environ.get("MATCHA_RAY_START_TIMEOUT", "600"))
 
 EXECUTORS = ("local", "ray")
 #: variables an actor needs besides those the project's YAML names (${env:NAME}, *_env: NAME)
@@ -41,7 +45,8 @@ _NAMED = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}|_env:\s*[\"']?([A-Za-z_
 
 
 def executor_of(setting: str) -> str:
-    """The executor a run uses: ``$MATCHA_EXECUTOR`` (``--executor``) over the pipeline's setting."""
+    """The executor a run uses: ``$MATCHA_EXECUTOR`` (``--executor`` of this process) over ``setting``
+    (the executor the run was started with, else the pipeline's ``settings.executor``)."""
     chosen = os.environ.get("MATCHA_EXECUTOR") or setting
     if chosen not in EXECUTORS:
         raise RunError(f"unknown executor {chosen!r} (MATCHA_EXECUTOR or --executor): use local or ray")
@@ -95,7 +100,7 @@ class StepActor:
         from matcha.runtime.batches import Before, changes, describe
 
         ids = [r["id"] for r in records]
-        before = Before(records, ids, deep=True)
+        before = Before(records, ids, deep=self.step.mutates_nested)
         try:
             result = self.handle(records)
         except MatchaError as exc:
@@ -147,6 +152,11 @@ def connect(address: str | None) -> Any:
         import ray
     except ImportError:
         raise RunError("the Ray executor needs Ray: pip install 'matcha[ray]'") from None
+    with _CONNECTING:  # parallel branches of a graph may both get here first
+        return _init(ray, address)
+
+
+def _init(ray: Any, address: str | None) -> Any:
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
@@ -167,13 +177,25 @@ def actors_for(runner: Runner, ps: PlannedStep) -> Iterator[tuple[Callable[[list
     outcome back) and how many batches to keep in flight. The actors end with the step."""
     settings = runner.plan.spec.settings.ray
     ray = connect(settings.address)
-    n = settings.actors or max(1, min(16, int(ray.cluster_resources().get("CPU", 1) // settings.num_cpus)))
+    if runner.store.url is None and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+        raise RunError("the Ray executor on a cluster of several machines needs the run store in PostgreSQL "
+                       "(MATCHA_DATABASE_URL): actors on other machines cannot share this SQLite file")
+    free = ray.available_resources().get("CPU", 1)
+    n = settings.actors or max(1, min(16, int(free // settings.num_cpus)))
     store = runner.store.url or str(runner.store.path)
     env = actor_environment(runner.plan.text, runner.plan.base_dir)
     remote = ray.remote(StepActor).options(num_cpus=settings.num_cpus, max_restarts=1, max_task_retries=1,
                                            runtime_env={"env_vars": env})
     pool = [remote.remote(runner.plan.text, runner.plan.file, str(runner.plan.base_dir), store, runner.run_id,
                           runner.params, ps.id) for _ in range(n)]
+    try:  # each actor loads its model as it starts: wait for all, and say so when they cannot start
+        ray.get([actor.pid.remote() for actor in pool], timeout=ACTOR_START_TIMEOUT)
+    except Exception as exc:
+        for actor in pool:
+            ray.kill(actor)
+        raise StepError(f"step '{ps.id}': {n} Ray actor(s) of {settings.num_cpus} CPU each did not start within "
+                        f"{ACTOR_START_TIMEOUT:.0f} s ({_first_line(exc)}); the cluster has {free:g} CPU free. "
+                        "Lower settings.ray.actors or num_cpus, or add machines") from None
     log.info("ray actors started", step=ps.id, actors=n)
     turn = 0
 

@@ -119,6 +119,8 @@ class Run:
         self._row = row
         self._plan = plan
         self._executable = plan is not None  # a plan handed in was validated to run, env included
+        #: this object executed the run's graph (False when it found nothing to do)
+        self.drove = False
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -319,8 +321,9 @@ class Run:
         return self
 
     # -- driving ----------------------------------------------------------------------------
-    def resume(self, progress: Any = None) -> Run:
-        """Continue the run from its last completed step (after a crash, a failure or approval)."""
+    def resume(self, progress: Any = None, *, only_if: set[str] | None = None) -> Run:
+        """Continue the run from its last completed step (after a crash, a failure or approval).
+        ``only_if``: only when its status (checked again under the run's lock) is one of these."""
         self.refresh()
         if self.status == "succeeded":
             return self
@@ -328,17 +331,23 @@ class Run:
             n = self._pending_count()
             raise RunError(f"run {self.id} is waiting for approval of {n} item(s). "
                            f"Review with `matcha review {self.id}`, then approve or reject them")
-        return self._drive(None, progress)
+        return self._drive(None, progress, only_if=only_if)
 
-    def _drive(self, initial: dict[str, Any] | None, progress: Any) -> Run:
+    def _drive(self, initial: dict[str, Any] | None, progress: Any, *, held: RunLock | None = None,
+               only_if: set[str] | None = None) -> Run:
+        """Execute the run's graph under its lock (``held``: the caller holds it). ``only_if``: drive
+        it only if, once locked, its status is one of these (a worker's view may be stale)."""
         from langgraph.types import Command
 
         from matcha.runtime.executor import Runner, compile_graph, open_checkpointer
 
-        with self._lock(), fewer_collections():
+        with contextlib.nullcontext() if held is not None else self._lock(), fewer_collections():
             store = self._ws.store
             if initial is None and self.refresh().status == "succeeded":
                 return self  # another process finished it while this one waited for the lock
+            if only_if is not None and self.status not in only_if:
+                return self
+            self.drove = True
             try:
                 plan = self._executable_plan()
             except MatchaError as exc:  # e.g. a variable this process lacks: say so on the run, not "running"
@@ -471,19 +480,28 @@ def start_run(plan: Plan, ws: Workspace, *, records: Iterable[dict[str, Any]] | 
             params["input_delimiter"] = _delimiter(delimiter)
     if records is not None:
         params["records_ingested"] = True
-    ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params,
-                        status="queued" if queue else "running")
-    if records is not None:
-        spec = plan.spec.source
-        ingest(ws.store, rid, records_as_rows(records), spec.id_field if spec else "id")
-    row = ws.store.get_run(rid)
-    assert row is not None
-    run = Run(ws, row, plan)
-    if queue:
-        log.info("run queued", run=rid, pipeline=plan.spec.name)
-        return run
-    log.info("run started", run=rid, pipeline=plan.spec.name)
-    return run._drive({}, progress)
+    if os.environ.get("MATCHA_EXECUTOR"):  # --executor: kept with the run, for the worker that drives it
+        params["executor"] = os.environ["MATCHA_EXECUTOR"]
+    # the run is locked from its creation: no worker takes it while its records are being stored
+    lock = ws.run_lock(rid)
+    if not lock.acquire():
+        raise RunError(f"a run with id '{rid}' is being created by another process; choose another id")
+    try:
+        ws.store.create_run(rid, plan.spec.name, plan.file, str(plan.base_dir), plan.text, params)
+        if records is not None:
+            spec = plan.spec.source
+            ingest(ws.store, rid, records_as_rows(records), spec.id_field if spec else "id")
+        row = ws.store.get_run(rid)
+        assert row is not None
+        run = Run(ws, row, plan)
+        if queue:
+            ws.store.set_status(rid, "queued")
+            log.info("run queued", run=rid, pipeline=plan.spec.name)
+            return run.refresh()
+        log.info("run started", run=rid, pipeline=plan.spec.name)
+        return run._drive({}, progress, held=lock)
+    finally:
+        lock.release()
 
 
 def _encoding(name: str) -> str:

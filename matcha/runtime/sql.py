@@ -24,6 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 #: the advisory lock every write transaction holds (one writer at a time, as with SQLite)
 WRITE_LOCK = 0x6D61_7463_6861  # "matcha"
+#: every connection: a bounded connect, and TCP keepalives so that a connection lost on the way (a
+#: NAT, a dead machine) is noticed, which also frees the run lock it held
+CONNECT_OPTIONS: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30,
+                                   "keepalives_interval": 10, "keepalives_count": 3}
 #: PostgreSQL tables written with ``INSERT OR REPLACE`` whose conflict is not on the primary key
 CONFLICT_TARGETS = {"parts": ("run", "step", "lo")}
 
@@ -177,7 +181,7 @@ class PgConnection:
                 return float(text) if "." in text or "e" in text.lower() else int(text)
 
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            self._conn = psycopg.connect(url, autocommit=True, **CONNECT_OPTIONS)
         except psycopg.Error as exc:
             raise sqlite3.OperationalError(f"cannot connect to {redact(url)}: {_first_line(exc)}") from None
         self._conn.adapters.register_loader("numeric", _Numbers)
@@ -199,7 +203,12 @@ class PgConnection:
         if sql == "BEGIN IMMEDIATE":
             with self._errors():
                 self._conn.execute("BEGIN")
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                try:
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                except BaseException:  # a timeout, a cancel: leave no transaction open behind
+                    with contextlib.suppress(Exception):
+                        self._conn.execute("ROLLBACK")
+                    raise
             return None
         cur = self._conn.cursor(row_factory=_rows)
         with self._errors(sql):
@@ -226,8 +235,11 @@ class PgConnection:
         self._conn.close()
 
     @property
-    def closed(self) -> bool:
-        return bool(self._conn.closed)
+    def usable(self) -> bool:
+        """Open and outside any transaction (checked without a round trip)."""
+        from psycopg.pq import TransactionStatus
+
+        return not self._conn.closed and self._conn.info.transaction_status == TransactionStatus.IDLE
 
 
 def _rows(cursor: Any) -> Any:
@@ -255,7 +267,11 @@ class RunLock:
     def acquire(self) -> bool:
         if isinstance(self._location, str):
             conn = PgConnection(self._location)
-            got = conn.execute("SELECT pg_try_advisory_lock(?)", (lock_key(self._run_id),)).fetchone()[0]
+            try:
+                got = conn.execute("SELECT pg_try_advisory_lock(?)", (lock_key(f"run:{self._run_id}"),)).fetchone()[0]
+            except BaseException:
+                conn.close()
+                raise
             if not got:
                 conn.close()
                 return False

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS vector_keys (key TEXT PRIMARY KEY, block INTEGER, row
 """
 
 SOURCE_STEP = "__source__"
+_SCHEMA_READY: set[str] = set()
 
 
 @dataclass
@@ -130,16 +131,22 @@ class RunStore(ReviewTables):
         if self.url is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._keys: dict[tuple[str, int, str], int] = {}
         self._id_chunks: dict[tuple[int, int], list[str]] = {}  # the last few decoded (a chunk serves many batches)
         db = self._conn()
+        if self.url in _SCHEMA_READY:  # this process made sure of the PostgreSQL schema already
+            return
         db.executescript(SCHEMA + parts.PARTS_SCHEMA + self.REVIEW_SCHEMA)
         if self.dialect == "sqlite":
             self._migrate(db)
-        else:  # vectors are read a few rows at a time (substring): keep blocks uncompressed
+            return
+        if db.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = 'vector_blocks'::regclass "
+                      "AND attname = 'data'").fetchone()[0] != "e":
+            # vectors are read a few rows at a time (substring): keep blocks uncompressed (once)
             db.execute("ALTER TABLE vector_blocks ALTER COLUMN data SET STORAGE EXTERNAL")
+        _SCHEMA_READY.add(str(self.url))
 
     def __repr__(self) -> str:
         return f"<RunStore {sql.redact(self.url) if self.url else self.path}>"
@@ -163,13 +170,20 @@ class RunStore(ReviewTables):
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.url is not None and not cast(sql.PgConnection, conn).usable:
+            conn.close()  # the server went away, or a transaction was left broken: start afresh
+            conn = None
         if conn is None:
             # a PgConnection offers the part of sqlite3.Connection the store uses (duck-typed)
             conn = sql.connect_sqlite(self.path) if self.url is None else cast(sqlite3.Connection,
                                                                                sql.PgConnection(self.url))
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                # connections of threads that ended (a server's worker threads come and go) are closed
+                for _thread, old in [c for c in self._conns if not c[0].is_alive()]:
+                    old.close()
+                self._conns = [c for c in self._conns if c[0].is_alive()]
+                self._conns.append((threading.current_thread(), conn))
         return conn
 
     @contextmanager
@@ -185,7 +199,7 @@ class RunStore(ReviewTables):
 
     def close(self) -> None:
         with self._conns_lock:
-            for conn in self._conns:
+            for _thread, conn in self._conns:
                 conn.close()
             self._conns.clear()
         self._local = threading.local()

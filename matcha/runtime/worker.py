@@ -43,10 +43,13 @@ def work_once(ws: Workspace, grace: float = 30.0) -> list[str]:
         run = Run(ws, row)
         try:
             log.info("driving run", run=row.run_id, status=row.status)
-            run.resume()
-        except MatchaError as exc:  # another worker took it first, or it waits for reviewers again
+            # checked again under the run's lock: another worker may have driven it meanwhile
+            run.resume(only_if={row.status})
+        except MatchaError as exc:  # another worker holds it, or it waits for reviewers again
             log.info("passed over run", run=row.run_id, reason=str(exc))
             continue
+        if not run.drove:
+            continue  # its status had changed: left alone
         log.info("run driven", run=row.run_id, status=run.status)
         done.append(row.run_id)
     return done
@@ -57,7 +60,10 @@ def work(ws: Workspace, *, interval: float = 30.0, grace: float = 30.0,
     """Poll the store every ``interval`` seconds until ``stop()`` (a signal, in the CLI)."""
     log.info("worker started", interval=interval, grace=grace)
     while not stop():
-        work_once(ws, grace)
+        try:
+            work_once(ws, grace)
+        except Exception:  # the database restarting, a bug: log it and look again at the next turn
+            log.exception("worker turn failed")
         deadline = time.monotonic() + interval
         while not stop() and time.monotonic() < deadline:
             time.sleep(min(1.0, interval))
