@@ -50,10 +50,14 @@ class Runner:
         self._artifact_dir = artifact_dir
         self._models: dict[str, Provider] = {}
         self._lock = threading.Lock()
-        #: where portable batch steps run: "local" (here) or "ray" (see :mod:`matcha.runtime.remote`)
-        self.executor = executor_of(params.get("executor") or plan.spec.settings.executor)
-        if self.executor == "ray":
-            self.feed_chains = False  # each step runs its own pass, its batches on actors
+        self._executor: str | None = None
+
+    @property
+    def executor(self) -> str:
+        """Where portable batch steps run: "local" (here) or "ray" (see :mod:`matcha.runtime.remote`)."""
+        if self._executor is None:
+            self._executor = executor_of(self.params.get("executor") or self.plan.spec.settings.executor)
+        return self._executor
 
     def model(self, name: str) -> Provider:
         with self._lock:
@@ -107,7 +111,9 @@ class Runner:
 
     def _feed(self) -> Feed | None:
         consumers = [ps for ps in self.plan.steps.values() if SOURCE in ps.needs]
-        if not self.feed_chains or len(consumers) != 1 or list(consumers[0].needs) != [SOURCE]:
+        # on Ray each step runs its own pass, its batches on actors: no chain to feed
+        if not self.feed_chains or self.executor == "ray" or len(consumers) != 1 or \
+                list(consumers[0].needs) != [SOURCE]:
             return None
         chain = chains(self.plan).get(consumers[0].id)
         if chain is None:
