@@ -142,6 +142,9 @@ def _row(seq: int, row: SourceRow, id_field: str | None, ids: _Ids) -> tuple[Row
         if not rid:
             why = f"line {row.line}: no value in id field '{id_field}' (set source.id_field, or null to number rows)"
             return (ids.make(base), seq, "quarantined", why, rec), True
+    if "\x00" in rid:  # an id is text a person reads and types; PostgreSQL cannot store a NUL either
+        why = f"line {row.line}: the id holds a NUL character (\\x00); remove it from field '{id_field}'"
+        return (ids.make(base), seq, "quarantined", why, rec), True
     if rid in ids.real:
         return (ids.make(f"{base}-dup"), seq, "quarantined", f"line {row.line}: duplicate id '{rid}'", rec), True
     rec["id"] = rid

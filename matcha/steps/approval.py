@@ -52,6 +52,9 @@ class ApprovalStep(Step):
         for rec in batch:
             if not isinstance(rec.get(field), str):
                 skipped.quarantined.append((rec, f"no text to review in field '{field}'"))
+            elif "\x00" in rec[field]:  # no reviewer can read it, and PostgreSQL cannot store it
+                skipped.quarantined.append((rec, f"the text to review in field '{field}' holds a NUL character "
+                                                 "(\\x00); remove it upstream"))
             else:
                 context = {k: rec.get(k) for k in self.config.context}
                 items.append((rec["id"], 0, field, rec[field], context))
