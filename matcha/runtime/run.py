@@ -124,11 +124,13 @@ class Run:
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, run_id: str, home: str | Path | None = None) -> Run:
+    def open(cls, run_id: str, home: str | Path | None = None, *, workspace: Workspace | None = None) -> Run:
+        """The run ``run_id`` of the state folder ``home`` (or of ``workspace``, whose store and its
+        connections are then shared: a server opening runs for each request)."""
         from matcha.logs import configure_library_default
 
         configure_library_default()
-        ws = Workspace(home)
+        ws = workspace or Workspace(home)
         row = ws.store.get_run(check_run_id(run_id))
         if row is None:
             known = ", ".join(r.run_id for r in ws.store.list_runs(5)) or "none"

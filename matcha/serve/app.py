@@ -459,7 +459,7 @@ def _local(target: str | None) -> str:
 
 
 def _open(run_id: str, ws: Workspace) -> Run:
-    return Run.open(run_id, home=ws.home)
+    return Run.open(run_id, workspace=ws)
 
 
 def _cursor(after: str) -> tuple[str, int] | None:

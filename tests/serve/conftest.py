@@ -49,3 +49,13 @@ def accounts(project: Path) -> dict[str, str]:
     users.add("claire", "correct horse battery", "reviewer")
     users.add("victor", "viewer password 1", "viewer")
     return {"claire": "correct horse battery", "victor": "viewer password 1"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The review server on each run store (ask for it before the fixtures that make runs)."""
+    if request.param == "postgresql":
+        import postgres
+
+        monkeypatch.setenv("MATCHA_DATABASE_URL", postgres.new_database(request.getfixturevalue("pg_server")))
+    return str(request.param)

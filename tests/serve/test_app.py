@@ -105,7 +105,7 @@ def test_logins_are_rate_limited(project: Path, accounts: dict[str, str]) -> Non
 
 
 def test_decisions_are_recorded_with_the_logged_in_user_then_the_run_resumes(
-        project: Path, waiting: str, accounts: dict[str, str]) -> None:
+        database: str, project: Path, waiting: str, accounts: dict[str, str]) -> None:
     app = create_app(project / ".matcha")
     c = TestClient(app, base_url="http://127.0.0.1")
     login(c, "claire", accounts["claire"])
@@ -143,6 +143,7 @@ def test_decisions_are_recorded_with_the_logged_in_user_then_the_run_resumes(
     assert {p["id"]: p["text"] for p in published}["m2"] == "Reply to m2: thank you for writing to us."
     audit = c.get(f"/runs/{waiting}/audit").text
     assert audit.count('<td class="reviewer">claire</td>') == 6 and "unsafe markup" in audit
+    assert (project / ".matcha" / "runs.db").exists() == (database == "sqlite")  # the store the test chose
 
 
 def test_the_queue_is_paged(project: Path, accounts: dict[str, str]) -> None:
