@@ -43,7 +43,11 @@ def test_unit_files_parse(name: str) -> None:
     cfg = configparser.ConfigParser(strict=True, interpolation=None)
     cfg.read(DEPLOY / name)
     assert "Unit" in cfg
-    if name.endswith(".service"):
+    if name == "matcha-worker.service":
+        start = cfg["Service"]["ExecStart"]
+        assert start.split()[0].endswith("/matcha") and " worker " in f"{start} "
+        assert cfg["Service"]["NoNewPrivileges"] == "true" and cfg["Service"]["Restart"] == "on-failure"
+    elif name.endswith(".service"):
         start = cfg["Service"]["ExecStart"]
         assert "matcha" in start and " run pipelines/%i.yaml" in start
     else:
