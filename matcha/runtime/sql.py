@@ -201,19 +201,23 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         if sql == "BEGIN IMMEDIATE":
-            with self._errors():
-                self._conn.execute("BEGIN")
-                try:
-                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                except BaseException:  # a timeout, a cancel: leave no transaction open behind
-                    with contextlib.suppress(Exception):
-                        self._conn.execute("ROLLBACK")
-                    raise
+            self.begin(WRITE_LOCK)
             return None
         cur = self._conn.cursor(row_factory=_rows)
         with self._errors(sql):
             cur.execute(translate(sql), tuple(params or ()))  # type: ignore[arg-type]
         return cur
+
+    def begin(self, lock: int) -> None:
+        """Start a transaction holding the advisory lock ``lock`` until it ends (see ``RunStore.tx``)."""
+        with self._errors():
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            except BaseException:  # a timeout, a cancel: leave no transaction open behind
+                with contextlib.suppress(Exception):
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Any:
         cur = self._conn.cursor()

@@ -187,9 +187,15 @@ class RunStore(ReviewTables):
         return conn
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self, run: int | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction. SQLite has one writer at a time. On PostgreSQL the writers of one run
+        (``run``: its key) go one at a time and those of different runs at once; the others (new run
+        keys, the model cache, vectors) one at a time among themselves."""
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
+        if self.url is None:
+            db.execute("BEGIN IMMEDIATE")
+        else:
+            cast(sql.PgConnection, db).begin(sql.WRITE_LOCK if run is None else sql.lock_key(f"write:{run}"))
         try:
             yield db
         except BaseException:
@@ -212,7 +218,7 @@ class RunStore(ReviewTables):
         db = self._conn()
         row = db.execute("SELECT key FROM keys WHERE kind=? AND run=? AND name=?", (kind, run, name)).fetchone()
         if row is None:
-            with self.tx() as tx:
+            with self.tx(run if kind == "step" else None) as tx:
                 row = tx.execute("SELECT key FROM keys WHERE kind=? AND run=? AND name=?", (kind, run, name)).fetchone()
                 if row is None:
                     nxt = tx.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM keys WHERE kind=? AND run=?",
@@ -252,7 +258,7 @@ class RunStore(ReviewTables):
         return [_run_row(r) for r in rows]
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.execute("UPDATE runs SET status=?, error=?, updated_at=? WHERE run_id=?",
                        (status, mask(error) if error else None, time.time(), run_id))
 
@@ -260,7 +266,7 @@ class RunStore(ReviewTables):
         """Delete everything the store holds for a run; returns the artifact files to remove."""
         run = self.rkey(run_id)
         files = [a.path for a in self.artifacts(run_id)]
-        with self.tx() as db:
+        with self.tx(run) as db:
             for table, col, val in (("parts", "run", run), ("items", "run", run), ("id_chunks", "run", run),
                                     ("steps", "run_id", run_id),
                                     ("artifacts", "run_id", run_id), ("approvals", "run_id", run_id),
@@ -282,7 +288,7 @@ class RunStore(ReviewTables):
             return
         part = parts.encode_items(run, step, rows)
         lo, hi = rows[0][1], rows[-1][1]
-        with self.tx() as db:
+        with self.tx(run) as db:
             moved = db.execute("SELECT 1 FROM items WHERE run=? AND seq BETWEEN ? AND ? LIMIT 1", (run, lo, hi))
             if origin == 0 and hi - lo + 1 == len(rows) and moved.fetchone() is None:
                 db.execute("INSERT OR REPLACE INTO id_chunks VALUES (?,?,?,?)",
@@ -308,7 +314,7 @@ class RunStore(ReviewTables):
         elements = ("json_each(c.ids) j" if self.dialect == "sqlite"
                     else "jsonb_array_elements_text(c.ids::jsonb) WITH ORDINALITY j(value, ord)")
         position = "CAST(j.key AS INTEGER)" if self.dialect == "sqlite" else "j.ord - 1"
-        with self.tx() as db:
+        with self.tx(run) as db:
             db.execute(f"INSERT INTO items SELECT c.run, c.lo + {position}, j.value, 0 "
                        f"FROM id_chunks c, {elements} WHERE c.run=?", (run,))
             db.execute("DELETE FROM id_chunks WHERE run=?", (run,))
@@ -338,7 +344,7 @@ class RunStore(ReviewTables):
     def make_items(self, run_id: str, step_id: str, record_ids: list[str]) -> dict[str, int]:
         """Seqs for records a step makes (aggregating steps): allocated once, the same on every call."""
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
-        with self.tx() as db:
+        with self.tx(run) as db:
             top = db.execute("SELECT COALESCE((SELECT MAX(seq) FROM items WHERE run=?), -1), "
                              "COALESCE((SELECT MAX(hi) FROM id_chunks WHERE run=?), -1)", (run, run)).fetchone()
             nxt = max(int(top[0]), int(top[1])) + 1
@@ -389,7 +395,7 @@ class RunStore(ReviewTables):
         self._index_ids(run)
         if new_id == old_id:
             return
-        with self.tx() as db:
+        with self.tx(run) as db:
             db.execute("DELETE FROM items WHERE run=? AND record_id=?", (run, new_id))
             db.execute("UPDATE items SET record_id=? WHERE run=? AND record_id=?", (new_id, run, old_id))
 
@@ -402,7 +408,7 @@ class RunStore(ReviewTables):
             return [] if decoded else None
         run, step = self.rkey(run_id), self.skey(run_id, step_id)
         values = parts.encode(run, step, rows, made)
-        with self.tx() as db:
+        with self.tx(run) as db:
             db.execute(parts.INSERT, values)
         if not decoded:
             return None
@@ -415,9 +421,9 @@ class RunStore(ReviewTables):
     def write_part(self, run_id: str, step_id: str, seqs: np.ndarray, codes: bytes, data: list[Record] | dict[str, Any],
                    keys: set[str], reasons: list[list[Any]], notes: dict[str, Any], *, made: bool = False) -> None:
         """Write a batch's part already laid out (see :func:`parts.pack`), in one transaction."""
-        values = parts.pack(self.rkey(run_id), self.skey(run_id, step_id), seqs, codes, data, keys, reasons, notes,
-                            made)
-        with self.tx() as db:
+        run = self.rkey(run_id)
+        values = parts.pack(run, self.skey(run_id, step_id), seqs, codes, data, keys, reasons, notes, made)
+        with self.tx(run) as db:
             db.execute(parts.INSERT, values)
 
     def done_seqs(self, run_id: str, step_id: str, lo: int, hi: int) -> set[int]:
@@ -605,7 +611,7 @@ class RunStore(ReviewTables):
 
     # -- steps ------------------------------------------------------------------------------
     def step_started(self, run_id: str, step_id: str) -> None:
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.execute(
                 "INSERT INTO steps (run_id, step_id, status, started_at, extra) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(run_id, step_id) DO UPDATE SET status='running'",
@@ -614,7 +620,7 @@ class RunStore(ReviewTables):
     def step_finished(self, run_id: str, step_id: str, status: str = "done",
                       extra: dict[str, Any] | None = None) -> None:
         now = time.time()
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             row = db.execute("SELECT started_at, extra FROM steps WHERE run_id=? AND step_id=?",
                              (run_id, step_id)).fetchone()
             started = row[0] if row and row[0] else now
@@ -626,12 +632,12 @@ class RunStore(ReviewTables):
                 (run_id, step_id, status, started, now, now - started, json.dumps(merged)))
 
     def set_step_status(self, run_id: str, step_id: str, status: str) -> None:
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.execute("UPDATE steps SET status=? WHERE run_id=? AND step_id=?", (status, run_id, step_id))
 
     def add_step_extra(self, run_id: str, step_id: str, counters: dict[str, Any], *, replace: bool = False) -> None:
         """Add to numeric counters (e.g. cache hits) of a step; with ``replace``, set values instead."""
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             row = db.execute("SELECT extra FROM steps WHERE run_id=? AND step_id=?", (run_id, step_id)).fetchone()
             extra = json.loads(row[0] or "{}") if row else {}
             for k, v in counters.items():
@@ -646,7 +652,7 @@ class RunStore(ReviewTables):
         return json.loads(row[0]) if row and row[0] else None
 
     def set_step_state(self, run_id: str, step_id: str, state: dict[str, Any]) -> None:
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.execute("UPDATE steps SET state=? WHERE run_id=? AND step_id=?", (json.dumps(state), run_id, step_id))
 
     def step_counts(self, run_id: str, step_id: str, needs: Sequence[str]) -> StepCounts:
@@ -680,7 +686,7 @@ class RunStore(ReviewTables):
             tmp.write_bytes(content)
             tmp.replace(path)
         now = time.time()
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.execute("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?,?)",
                        (run_id, name, step_id, sha, len(content), media_type, str(path), now))
         return Artifact(run_id, name, step_id, sha, len(content), media_type, path, now)

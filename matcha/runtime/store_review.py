@@ -38,13 +38,16 @@ CREATE TABLE IF NOT EXISTS ledger (
     def _conn(self) -> sqlite3.Connection:
         raise NotImplementedError
 
-    def tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    def tx(self, run: int | None = None) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def rkey(self, run_id: str) -> int:
         raise NotImplementedError
 
     # -- approvals --------------------------------------------------------------------------
     def add_pending(self, run_id: str, step_id: str, items: list[tuple[str, int, str, str, Record]]) -> None:
         """Add ``(record_id, seq, field, ai_text, context)`` as pending; existing items are kept."""
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.executemany(
                 "INSERT OR IGNORE INTO approvals (run_id, step_id, record_id, seq, field, status, ai_text, context)"
                 " VALUES (?,?,?,?,?,'pending',?,?)",
@@ -134,7 +137,7 @@ CREATE TABLE IF NOT EXISTS ledger (
         one transaction, each signed; returns how many were still pending (others are left alone)."""
         key = integrity.installation_key()
         done = 0
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             for step_id, record_id, status, final_text, sha256, reason in decisions:
                 row = db.execute("SELECT * FROM approvals WHERE run_id=? AND step_id=? AND record_id=? "
                                  "AND status='pending'", (run_id, step_id, record_id)).fetchone()
@@ -166,7 +169,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 
     def ledger_mark(self, run_id: str, step_id: str, keys: list[tuple[str, str]], status: str) -> None:
         now = time.time()
-        with self.tx() as db:
+        with self.tx(self.rkey(run_id)) as db:
             db.executemany("INSERT OR REPLACE INTO ledger VALUES (?,?,?,?,?,?)",
                            [(run_id, step_id, rid, sha, status, now) for rid, sha in keys])
 
