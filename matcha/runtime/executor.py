@@ -319,12 +319,12 @@ def _postgres_saver(url: str) -> Any:
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row
 
-    from matcha.runtime.sql import CONNECT_OPTIONS, lock_key, redact
+    from matcha.runtime.sql import CONNECT_OPTIONS, first_line, lock_key, redact
 
     try:
         conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row, **CONNECT_OPTIONS)
     except psycopg.Error as exc:
-        raise RunError(f"cannot connect to {redact(url)} for checkpoints: {str(exc).strip().splitlines()[0]}") from None
+        raise RunError(f"cannot connect to {redact(url)} for checkpoints: {first_line(exc)}") from None
     saver = PostgresSaver(conn)  # type: ignore[arg-type]
     if url not in _PG_READY:  # create or migrate its tables once per process, one process at a time
         conn.execute("SELECT pg_advisory_lock(%s)", (lock_key("setup:checkpoints"),))

@@ -194,7 +194,7 @@ def actors_for(runner: Runner, ps: PlannedStep) -> Iterator[tuple[Callable[[list
         for actor in pool:
             ray.kill(actor)
         raise StepError(f"step '{ps.id}': {n} Ray actor(s) of {settings.num_cpus} CPU each did not start within "
-                        f"{ACTOR_START_TIMEOUT:.0f} s ({_first_line(exc)}); the cluster has {free:g} CPU free. "
+                        f"{ACTOR_START_TIMEOUT:.0f} s ({_last_line(exc)}); the cluster has {free:g} CPU free. "
                         "Lower settings.ray.actors or num_cpus, or add machines") from None
     log.info("ray actors started", step=ps.id, actors=n)
     turn = 0
@@ -209,7 +209,7 @@ def actors_for(runner: Runner, ps: PlannedStep) -> Iterator[tuple[Callable[[list
             try:
                 payload = ray.get(future)
             except Exception as exc:  # the actor died twice, or could not start (its step's warm-up failed)
-                raise StepError(f"step '{ps.id}' failed on Ray: {_first_line(exc)}. Fix the cause, then "
+                raise StepError(f"step '{ps.id}' failed on Ray: {_last_line(exc)}. Fix the cause, then "
                                 f"`matcha resume {runner.run_id}` (done batches are kept)") from None
             return apply(batch, payload)
 
@@ -226,7 +226,8 @@ def actors_for(runner: Runner, ps: PlannedStep) -> Iterator[tuple[Callable[[list
             ray.kill(actor)
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
+    """The last line of a Ray error (its own traceback comes first, the cause last)."""
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return (lines[-1] if lines else type(exc).__name__)[:300]

@@ -169,8 +169,6 @@ class PgConnection:
     """A PostgreSQL connection (autocommit; transactions are explicit) with the part of the
     :class:`sqlite3.Connection` interface the run store uses."""
 
-    dialect = "postgresql"
-
     def __init__(self, url: str):
         import psycopg
         from psycopg.adapt import Loader
@@ -183,7 +181,7 @@ class PgConnection:
         try:
             self._conn = psycopg.connect(url, autocommit=True, **CONNECT_OPTIONS)
         except psycopg.Error as exc:
-            raise sqlite3.OperationalError(f"cannot connect to {redact(url)}: {_first_line(exc)}") from None
+            raise sqlite3.OperationalError(f"cannot connect to {redact(url)}: {first_line(exc)}") from None
         self._conn.adapters.register_loader("numeric", _Numbers)
         self._psycopg = psycopg
 
@@ -193,11 +191,11 @@ class PgConnection:
         try:
             yield
         except psycopg.IntegrityError as exc:
-            raise sqlite3.IntegrityError(_first_line(exc)) from None
+            raise sqlite3.IntegrityError(first_line(exc)) from None
         except psycopg.OperationalError as exc:
-            raise sqlite3.OperationalError(_first_line(exc)) from None
+            raise sqlite3.OperationalError(first_line(exc)) from None
         except psycopg.Error as exc:  # a statement of ours PostgreSQL refused: name it (placeholders, no data)
-            raise sqlite3.DatabaseError(f"{_first_line(exc)} in: {statement[:200]}") from exc
+            raise sqlite3.DatabaseError(f"{first_line(exc)} in: {statement[:200]}") from exc
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         if sql == "BEGIN IMMEDIATE":
@@ -255,7 +253,8 @@ def _rows(cursor: Any) -> Any:
     return make
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (a driver's messages run on with detail and hints)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 

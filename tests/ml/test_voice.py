@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import IN_VOICE
 
 from matcha.ml.voice import (
     MIN_PAGES,
@@ -24,14 +25,12 @@ pytestmark = pytest.mark.unit
 
 SITE = Path(__file__).resolve().parents[2] / "examples" / "site"
 
-IN_VOICE = ("Meet our new oolong. We roast it slowly, in small batches, right here on our workbench. "
-            "The leaf opens like a slow sip of autumn. Too strong? Add a splash of milk and no rush. "
-            "Steep it for four minutes, then breathe in. Honey, toasted nuts, a little smoke. "
-            "Brew it your way. It is your little ritual, after all.")
-CORPORATE = ("Our organisation hereby announces the commercial availability of a premium beverage product, which, "
-             "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
-             "authorised retail channels; consumers are advised to consult the packaging documentation regarding "
-             "preparation instructions, storage conditions and allergen information prior to consumption.")
+#: longer than support.CORPORATE: these tests read its readability and measures
+CORPORATE_NOTICE = (
+    "Our organisation hereby announces the commercial availability of a premium beverage product, which, "
+    "in accordance with applicable regulatory frameworks, shall be distributed exclusively through "
+    "authorised retail channels; consumers are advised to consult the packaging documentation regarding "
+    "preparation instructions, storage conditions and allergen information prior to consumption.")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_profile_measures_the_pages(voice: Voice) -> None:
 
 
 def test_text_in_the_voice_outscores_other_writing(voice: Voice) -> None:
-    good, bad = voice.score([IN_VOICE, CORPORATE])
+    good, bad = voice.score([IN_VOICE, CORPORATE_NOTICE])
     assert good.score >= 70 > 30 > bad.score
     assert any("sentences" in n and "as long as the voice's median" in n for n in bad.notes)
     assert len(bad.notes) <= 4 and good.profile == bad.profile == voice.hash
@@ -135,7 +134,7 @@ def test_a_file_that_is_not_a_profile_is_a_clear_error(text: str, message: str) 
 def test_measures_and_readability() -> None:
     figures = measure("We love tea. Do you?\n\n- one\n- two", "en", frozenset({"tea"}))
     assert figures["questions"] == pytest.approx(1 / 4) and figures["vocabulary"] > 0
-    easy, hard = readability("The cat sat. It was warm.", "en"), readability(CORPORATE, "en")
+    easy, hard = readability("The cat sat. It was warm.", "en"), readability(CORPORATE_NOTICE, "en")
     assert easy is not None and hard is not None and easy > 80 > 20 > hard
     assert readability("Der Hund.", "de") is None
 
